@@ -1,0 +1,74 @@
+"""Config parts shared by every experiment: preprocessing, model, optimiser, training.
+
+Not a runnable config itself; paper.py, demo.py, smoke.py and real.py build on it.
+"""
+
+from ml_collections import ConfigDict
+
+
+def data_config() -> ConfigDict:
+  """The paper's preprocessing: 25 Hz, 4 s windows with a 2 s step, 40/10/50 split."""
+  return ConfigDict(dict(
+      rate_hz=25.0,
+      window_s=4.0,
+      step_s=2.0,
+      label_rule="majority",  # or "center"
+      max_interp_gap_s=0.5,  # NaN runs up to this long are interpolated, longer ones cut
+      split_rule="auto",  # subject split with >= 3 subjects, else by activity occurrence
+      split_fractions=(0.4, 0.1, 0.5),
+      split_seed=0,
+      cache_dir="",  # "" = $XFER_JAX_CACHE or ~/.cache/xfer_jax
+      data_dir="",  # "" = $XFER_JAX_DATA_DIR; where the real datasets' files are
+  ))
+
+
+def model_config() -> ConfigDict:
+  """The Multi-ResNet (see xfer_jax/models/multiresnet.py for why these defaults)."""
+  return ConfigDict(dict(
+      num_blocks=3,
+      layers_per_block=2,
+      filters=(16, 32, 64),
+      kernel_size=5,
+      pool_size=2,
+      spectral_window=32,  # samples (1.28 s at 25 Hz)
+      spectral_hop=8,
+      spectral_filters=16,
+      spectral_kernel_size=3,
+      dense_units=(128, 64),
+      dropout=0.5,
+      use_magnitude=False,  # add |acc| as a fourth, orientation-free channel
+  ))
+
+
+def optim_config() -> ConfigDict:
+  """Adam, lr 1e-3 with Keras-style decay 1e-3: lr / (1 + decay * step)."""
+  return ConfigDict(dict(
+      learning_rate=1e-3,
+      decay=1e-3,
+      b1=0.9,
+      b2=0.999,
+      eps=1e-7,  # Keras' Adam epsilon
+      l2=1e-4,  # L2 on the dense kernels, added to the loss (Keras kernel_regularizer)
+      weight_decay=0.0,  # decoupled weight decay on every kernel, off as in the paper
+  ))
+
+
+def train_config() -> ConfigDict:
+  return ConfigDict(dict(
+      batch_size=256,
+      max_epochs=70,
+      patience=10,  # early stopping on validation loss; 0 = train all epochs
+      num_seeds=3,  # seeds trained together (vmapped)
+      seed=0,  # seed s of a run is seed + s
+      eval_batch_size=1024,
+      checkpoint_every=5,  # epochs between checkpoints (the last epoch always saves)
+  ))
+
+
+def transfer_config() -> ConfigDict:
+  return ConfigDict(dict(
+      mode="freeze_k_copy_rest",  # or freeze_k_init_rest, finetune_all
+      blocks=1,  # residual blocks transferred (and frozen), counted from the input
+      branch="both",  # or "temporal" / "spectral": transfer one branch only
+      bn_policy="frozen",  # frozen blocks' batch norm: "frozen" stats or "adapt" (AdaBN)
+  ))

@@ -1,0 +1,28 @@
+"""The paper's protocol on its four datasets (PAMAP2, OPPORTUNITY, Skoda, JSI-FOS).
+
+  python -m launch.prepare --config=configs/paper.py --config.data.data_dir=DATA
+  python -m launch.pretrain --config=configs/paper.py --workdir=runs/paper_src
+
+Reads the original files below data_dir (see xfer_jax/data/registry.py); JSI-FOS
+must be brought as jsi_fos.npz in the interchange format.
+"""
+
+from ml_collections import ConfigDict
+
+from configs import common
+
+
+def get_config(arg: str | None = None) -> ConfigDict:
+  del arg
+  config = ConfigDict()
+  config.datasets = ("skoda", "opportunity", "pamap2", "jsi_fos")
+  config.source = "pamap2"  # pretrain's dataset
+  config.target = "jsi_fos"  # adapt's dataset
+  config.data = common.data_config()
+  config.model = common.model_config()
+  config.optim = common.optim_config()
+  config.train = common.train_config()
+  config.transfer = common.transfer_config()
+  config.adapt = ConfigDict(dict(size=2087, subset_seed=0, validation="target_val"))
+  config.lock()
+  return config

@@ -1,0 +1,29 @@
+"""Prepares datasets (windows, splits, cache) and prints what each holds.
+
+  python -m launch.prepare --config=configs/demo.py [--datasets=syn_skoda,syn_jsifos]
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from xfer_jax import console
+from xfer_jax.data import prepare
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
+_DATASETS = flags.DEFINE_list("datasets", None, "datasets to prepare (default: config.datasets)")
+
+COLUMNS = ("dataset", "recordings", "hours", "classes", "split_rule", "windows_train",
+           "windows_val", "windows_test", "subjects_train", "subjects_val", "subjects_test",
+           "majority_test_share")
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  names = _DATASETS.value or list(config.datasets)
+  rows = [prepare(name, config.data).summary() for name in names]
+  print(console.format_table(rows, COLUMNS, floatfmt=".2f"))
+
+
+if __name__ == "__main__":
+  app.run(main)

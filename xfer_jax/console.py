@@ -1,0 +1,58 @@
+"""Plain-text tables and progress lines for the launchers."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
+                 floatfmt: str = ".3f") -> str:
+  """An aligned text table of dict rows (numbers right-aligned)."""
+  if not rows:
+    return "(empty)"
+  columns = list(columns or rows[0].keys())
+
+  def cell(v):
+    if isinstance(v, float):
+      return format(v, floatfmt)
+    return str(v)
+
+  body = [[cell(r.get(c, "")) for c in columns] for r in rows]
+  widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
+  numeric = [all(isinstance(r.get(c), (int, float)) for r in rows) for c in columns]
+
+  def line(cells):
+    return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(cells, widths, numeric))
+
+  return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, body)])
+
+
+class Progress:
+  """A one-line progress bar with ETA on stderr."""
+
+  def __init__(self, total: int, label: str = "", stream=None):
+    self.total, self.label, self.done = max(total, 1), label, 0
+    self.start = time.monotonic()
+    self.stream = stream or sys.stderr
+
+  def update(self, done: int | None = None, info: str = "") -> None:
+    self.done = self.done + 1 if done is None else done
+    elapsed = time.monotonic() - self.start
+    eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+    filled = int(24 * self.done / self.total)
+    bar = "#" * filled + "." * (24 - filled)
+    self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} "
+                      f"{_clock(elapsed)} elapsed, ETA {_clock(eta)} {info}".rstrip() + " ")
+    if self.done >= self.total:
+      self.stream.write("\n")
+    self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+  if seconds != seconds:  # NaN
+    return "--:--"
+  m, s = divmod(int(seconds), 60)
+  h, m = divmod(m, 60)
+  return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

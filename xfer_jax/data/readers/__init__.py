@@ -1,0 +1,1 @@
+"""Readers, one module per source format; each returns a RawDataset in g."""

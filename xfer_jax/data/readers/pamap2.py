@@ -1,0 +1,49 @@
+"""PAMAP2 Physical Activity Monitoring: `Protocol/subject10N.dat` (and `Optional/`).
+
+54 space-separated columns at 100 Hz: 1 timestamp (s), 2 activityID (0 =
+transient), 3 heart rate, 4-20 the hand IMU (4 temperature, 5-7 the +-16 g
+accelerometer in m/s^2, ...). The hand IMU sits on the dominant wrist; the
++-16 g accelerometer is used because the +-6 g one saturates during running
+and rope jumping. NaN marks dropped packets: the gap policy of preprocessing
+interpolates short runs and cuts long ones. ID 0 (transient) is dropped by
+default; every protocol and optional activity is a class.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from xfer_jax.data.readers.table import load_table, require_files
+from xfer_jax.data.recording import DataError, DatasetSpec, RawDataset, Recording
+
+STANDARD_GRAVITY = 9.80665
+LABEL_NAMES = {
+    0: "transient", 1: "lying", 2: "sitting", 3: "standing", 4: "walking", 5: "running",
+    6: "cycling", 7: "Nordic walking", 9: "watching TV", 10: "computer work", 11: "car driving",
+    12: "ascending stairs", 13: "descending stairs", 16: "vacuum cleaning", 17: "ironing",
+    18: "folding laundry", 19: "house cleaning", 20: "playing soccer", 24: "rope jumping"}
+TIMESTAMP, ACTIVITY, HAND_ACC16 = 0, 1, slice(4, 7)  # 0-based columns
+NUM_COLUMNS = 54
+
+
+def read(path: str | os.PathLike, **spec_options) -> RawDataset:
+  recordings = []
+  for file in require_files(path, "subject*.dat", "PAMAP2 subject10N.dat files"):
+    match = re.fullmatch(r"subject(\d+)\.dat", file.name)
+    if not match:
+      raise DataError(f"{file}: expected a name like subject101.dat")
+    table = load_table(file, min_columns=NUM_COLUMNS)
+    labels = table[:, ACTIVITY]
+    if np.isnan(labels).any():
+      raise DataError(f"{file}: column 2 (activityID) has missing values")
+    recordings.append(Recording(
+        acc_Tx3=(table[:, HAND_ACC16] / STANDARD_GRAVITY).astype(np.float32),
+        labels_T=labels.astype(np.int32), subject=int(match[1]),
+        recording_id=f"{file.parent.name}/{file.name}", rate_hz=100.0, source_units="m/s^2"))
+  spec_options.setdefault("keep", tuple(k for k in LABEL_NAMES if k != 0))
+  spec = DatasetSpec("pamap2", LABEL_NAMES, rate_hz=100.0,
+                     num_subjects=len({r.subject for r in recordings}), **spec_options)
+  return RawDataset(spec, recordings)

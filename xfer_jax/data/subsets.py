@@ -1,0 +1,48 @@
+"""Adaptation subsets of a target's train split: nested, class-stratified, seeded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from xfer_jax.data.recording import DataError
+
+
+def stratified_order(y_N: np.ndarray, seed: int) -> np.ndarray:
+  """A permutation of range(N) whose every prefix is stratified by class.
+
+  Each class's windows are shuffled and spread evenly over [0, 1): the j-th of
+  n_c windows sits at (j + u_c) / n_c with a random offset u_c per class. Sorting
+  by that position gives prefixes whose class counts differ from the
+  proportional share by less than one, so taking the first n windows gives
+  subsets that are nested across sizes.
+  """
+  rng = np.random.default_rng(seed)
+  position = np.empty(len(y_N))
+  for c in np.unique(y_N):
+    members = rng.permutation(np.flatnonzero(y_N == c))
+    position[members] = (np.arange(len(members)) + rng.uniform()) / len(members)
+  tiebreak = rng.random(len(y_N))
+  return np.lexsort((tiebreak, position))
+
+
+def adaptation_subsets(y_N: np.ndarray, sizes: Iterable[int], seed: int
+                       ) -> dict[int, np.ndarray]:
+  """size -> indices into the train split; the subset of a smaller size is a prefix
+  of every larger one. A size beyond the split is an error."""
+  order = stratified_order(np.asarray(y_N), seed)
+  out = {}
+  for size in sizes:
+    if not 0 < size <= len(order):
+      raise DataError(f"adaptation size {size} outside 1..{len(order)} (the train split)")
+    out[int(size)] = np.sort(order[:size])
+  return out
+
+
+def cap_sizes(sizes: Sequence[int], train_sizes: Sequence[int]) -> list[int]:
+  """Sizes capped at the smallest train split of an experiment's datasets; a size
+  written as 0 or -1 means 'the cap itself' (the paper's largest size)."""
+  cap = int(min(train_sizes))
+  capped = sorted({cap if s <= 0 else min(int(s), cap) for s in sizes})
+  return capped
