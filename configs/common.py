@@ -61,6 +61,7 @@ def train_config() -> ConfigDict:
       num_seeds=3,  # seeds trained together (vmapped)
       seed=0,  # seed s of a run is seed + s
       eval_batch_size=1024,
+      epoch_loop="auto",  # "device": one compiled call per epoch; "host": a call per batch
       checkpoint_every=5,  # epochs between checkpoints (the last epoch always saves)
   ))
 

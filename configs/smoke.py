@@ -1,4 +1,5 @@
-"""A tiny variant of the demo for tests: small synthetic datasets, few epochs.
+"""A tiny variant of the demo for tests: small synthetic datasets, a small
+network, few epochs.
 
   python -m launch.prepare --config=configs/smoke.py
 """
@@ -14,10 +15,16 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.datasets = ("syn_smoke_a", "syn_smoke_b")
     config.source = "syn_smoke_a"
     config.target = "syn_smoke_b"
-    config.train.max_epochs = 6
+    # a small network keeps compilation and steps quick on a 2-core machine
+    config.model.num_blocks = 2
+    config.model.filters = (8, 16)
+    config.model.dense_units = (32, 16)
+    config.model.spectral_filters = 8
+    config.model.dropout = 0.2
+    config.train.max_epochs = 12
     config.train.patience = 0
     config.train.num_seeds = 2
     config.train.batch_size = 64
-    config.train.checkpoint_every = 2
+    config.train.checkpoint_every = 4
     config.adapt.size = 60
   return config

@@ -24,3 +24,9 @@ def data_config(tmp_path):
   config.cache_dir = str(tmp_path / "cache")
   config.data_dir = str(SHARED_DATA)
   return config
+
+
+def pytest_configure(config):
+  # compiled programs are reused across the tests' processes (and later runs)
+  from xfer_jax.runtime import enable_compilation_cache
+  enable_compilation_cache()

@@ -1,0 +1,78 @@
+"""The Multi-ResNet: pinned shape and size, spectrogram, masked batch norm."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.signal
+from flax import traverse_util
+
+from configs import common
+from xfer_jax.experiment import build_model
+from xfer_jax.models.spectrogram import power_spectrogram
+
+
+def test_default_model_shape_and_parameter_count():
+  model = build_model(common.model_config(), num_classes=8, rate_hz=25.0)
+  x = jnp.zeros((4, 100, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  count = sum(np.prod(v.shape) for v in jax.tree.leaves(variables["params"]))
+  assert count == 490_680
+  out = jax.eval_shape(lambda v: model.apply(v, x), variables)
+  assert out.shape == (4, 8)
+  paths = traverse_util.flatten_dict(variables["params"], sep="/")
+  assert "tower_2/temporal/block_2/conv_1/kernel" in paths
+  assert "tower_0/spectral/conv/kernel" in paths
+  assert {"dense_0/kernel", "dense_1/kernel", "head/kernel"} <= set(paths)
+  assert not any(p.startswith("tower_3") for p in paths)
+
+
+def test_magnitude_adds_a_tower():
+  config = common.model_config()
+  config.use_magnitude = True
+  model = build_model(config, num_classes=5, rate_hz=25.0)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((2, 100, 3))))
+  assert "tower_3" in variables["params"]
+
+
+def test_spectrogram_matches_scipy():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(3, 100)).astype(np.float32) + 1.0
+  ours = np.asarray(power_spectrogram(jnp.asarray(x), window=32, hop=8, fs=25.0))
+  _, _, theirs = scipy.signal.spectrogram(x, fs=25.0, window="hann", nperseg=32, noverlap=24,
+                                          detrend="constant", scaling="density", mode="psd")
+  theirs = np.swapaxes(theirs, 1, 2)  # scipy: (B, freq, time)
+  assert ours.shape == theirs.shape == (3, 9, 17)
+  np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.max())
+
+
+def test_padded_rows_do_not_touch_batch_norm():
+  config = common.model_config()
+  model = build_model(config, num_classes=4, rate_hz=25.0)
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(6, 100, 3)), jnp.float32)
+  variables = model.init(jax.random.key(0), x)
+  padded = jnp.concatenate([x, 100 * jnp.ones((10, 100, 3))])
+  mask = jnp.arange(16) < 6
+
+  def run(inputs, mask_B):
+    logits, updates = model.apply(variables, inputs, train=True, mask_B=mask_B,
+                                  rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
+    return logits, updates["batch_stats"]
+
+  logits_a, stats_a = run(x, None)
+  logits_b, stats_b = run(padded, mask)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), stats_a, stats_b)
+  np.testing.assert_allclose(logits_a[:, :], logits_b[:6], rtol=1e-4, atol=1e-5)
+
+
+def test_frozen_batch_norm_uses_running_statistics():
+  model = build_model(common.model_config(), 4, 25.0, frozen_bn=("temporal/block_0", "spectral"))
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(8, 100, 3)), jnp.float32)
+  variables = model.init(jax.random.key(0), x)
+  _, updates = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)},
+                           mutable=["batch_stats"])
+  before = traverse_util.flatten_dict(variables["batch_stats"], sep="/")
+  after = traverse_util.flatten_dict(updates["batch_stats"], sep="/")
+  for path, value in after.items():
+    frozen = "temporal/block_0/" in path or "/spectral/" in path
+    assert np.array_equal(value, before[path]) == frozen, path

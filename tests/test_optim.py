@@ -1,0 +1,45 @@
+"""Keras-style decay and frozen partitions."""
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import common
+from xfer_jax.optim import FROZEN, TRAINABLE, keras_decay, l2_penalty, make_optimizer
+
+
+@pytest.mark.parametrize("step", [0, 1, 10, 100, 1000, 12345])
+def test_keras_decay_formula(step):
+  assert float(keras_decay(1e-3, 1e-3)(step)) == pytest.approx(1e-3 / (1 + 1e-3 * step), rel=1e-6)
+
+
+def test_adam_step_size_follows_the_schedule():
+  config = common.optim_config()
+  tx = make_optimizer(config)
+  params = {"w": jnp.zeros(3)}
+  state = tx.init(params)
+  grads = {"w": jnp.ones(3)}
+  for step in range(5):
+    updates, state = tx.update(grads, state, params)
+    # with a constant gradient Adam's normalised step is 1, so |update| = lr(step)
+    np.testing.assert_allclose(np.abs(updates["w"]), 1e-3 / (1 + 1e-3 * step), rtol=1e-3)
+
+
+def test_frozen_leaves_have_no_state_and_do_not_move():
+  params = {"a": {"kernel": jnp.ones((2, 2))}, "b": {"kernel": jnp.ones(2)}}
+  labels = {"a": {"kernel": FROZEN}, "b": {"kernel": TRAINABLE}}
+  tx = make_optimizer(common.optim_config(), labels)
+  state = tx.init(params)
+  adam_state = state.inner_states[TRAINABLE].inner_state[0]
+  assert isinstance(adam_state.mu["a"]["kernel"], optax.MaskedNode)
+  assert adam_state.mu["b"]["kernel"].shape == (2,)
+  updates, _ = tx.update({"a": {"kernel": jnp.ones((2, 2))}, "b": {"kernel": jnp.ones(2)}}, state,
+                         params)
+  assert not np.any(updates["a"]["kernel"]) and np.all(updates["b"]["kernel"] != 0)
+
+
+def test_l2_only_on_dense_kernels():
+  params = {"dense_0": {"kernel": jnp.full((2,), 2.0), "bias": jnp.ones(2)},
+            "head": {"kernel": jnp.ones(3)}, "tower_0": {"conv": {"kernel": jnp.ones(4)}}}
+  assert float(l2_penalty(params, 0.5)) == pytest.approx(0.5 * 8.0)

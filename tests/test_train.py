@@ -1,0 +1,142 @@
+"""The training engine: vmapped seeds, padding, learning, resume, determinism."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from configs import smoke
+from xfer_jax import checkpoints, experiment
+from xfer_jax.data import prepare
+from xfer_jax.train import Batches, EvalSet, fit, seed_keys
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+  config = smoke.get_config()
+  config.data.cache_dir = str(tmp_path_factory.mktemp("cache"))
+  return config
+
+
+@pytest.fixture(scope="module")
+def prepared(config):
+  return prepare(config.source, config.data)
+
+
+def _train(config, prepared, keys, epochs, capacity=None, index=None, loop="host"):
+  config = config.copy_and_resolve_references()
+  config.train.epoch_loop = loop
+  engine = experiment.build_engine(config, prepared.num_classes)
+  train, val = prepared.splits["train"], prepared.splits["val"]
+  batches = Batches.create(train.x_NxWx3, train.y_N, len(keys), config.train.batch_size,
+                           index, capacity)
+  state = engine.init(keys)
+  for epoch in range(epochs):
+    epoch_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), epoch))(keys)
+    state, _ = engine.epoch(state, batches.x_NxWx3, batches.y_N, batches.index_SxC,
+                            batches.n_valid, epoch_keys)
+  return state
+
+
+def _close(a, b, tol=1e-5):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=tol, atol=tol), a, b)
+
+
+def test_vmapped_seeds_equal_each_seed_alone(config, prepared):
+  together = _train(config, prepared, seed_keys(0, 2), epochs=2)
+  alone = _train(config, prepared, seed_keys(1, 1), epochs=2)  # seed 1 by itself
+  _close(jax.tree.map(lambda a: a[1], together.params), jax.tree.map(lambda a: a[0], alone.params))
+  _close(jax.tree.map(lambda a: a[1], together.batch_stats),
+         jax.tree.map(lambda a: a[0], alone.batch_stats))
+
+
+def test_padding_with_masked_rows_changes_nothing(config, prepared):
+  n = len(prepared.splits["train"])
+  plain = _train(config, prepared, seed_keys(0, 1), epochs=2)
+  padded = _train(config, prepared, seed_keys(0, 1), epochs=2, capacity=n + 300)
+  _close(plain.params, padded.params)
+  _close(plain.batch_stats, padded.batch_stats)
+
+
+def test_device_loop_matches_host_loop(config, prepared):
+  """The one-call-per-epoch engine and the per-batch driver compute the same."""
+  rows = np.arange(150)[None]  # a subset, so the device program stays small
+  host = _train(config, prepared, seed_keys(0, 1), epochs=1, index=rows)
+  device = _train(config, prepared, seed_keys(0, 1), epochs=1, index=rows, loop="device")
+  _close(host.params, device.params)
+
+
+def test_nan_loss_names_seed_and_epoch(config, prepared):
+  engine = experiment.build_engine(config, prepared.num_classes)
+  train = prepared.splits["train"]
+  x = train.x_NxWx3.copy()
+  x[:] = np.nan
+  batches = Batches.create(x, train.y_N, 2, config.train.batch_size)
+  val = EvalSet.create(prepared.splits["val"].x_NxWx3, prepared.splits["val"].y_N, 1024)
+  keys = seed_keys(0, 2)
+  with pytest.raises(FloatingPointError, match=r"seed\(s\) \[0, 1\] at epoch 0"):
+    fit(engine, engine.init(keys), batches, val, keys, max_epochs=2, patience=0, progress=False)
+
+
+def _records(workdir):
+  return json.loads((workdir / "result.json").read_text())["per_seed"]
+
+
+def test_smoke_run_learns_resumes_and_repeats(config, tmp_path, monkeypatch):
+  first = experiment.pretrain(config, tmp_path / "a", progress=False)
+  assert first["majority"]["micro_f1"] < 0.35
+  assert first["micro_f1_mean"] > first["majority"]["micro_f1"] + 0.2  # it learns
+  assert (tmp_path / "a" / "checkpoints").is_dir()
+  lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == config.train.max_epochs * config.train.num_seeds
+
+  again = experiment.pretrain(config, tmp_path / "b", progress=False)
+  assert _records(tmp_path / "b") == _records(tmp_path / "a")  # same config and seed
+
+  # kill the run right after its second checkpoint, then resume it
+  save = checkpoints.Checkpoints.save
+  calls = []
+
+  def save_then_die(self, step, tree, meta):
+    save(self, step, tree, meta)
+    calls.append(step)
+    if len(calls) == 2:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(checkpoints.Checkpoints, "save", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.pretrain(config, tmp_path / "c", progress=False)
+  monkeypatch.setattr(checkpoints.Checkpoints, "save", save)
+  assert not (tmp_path / "c" / "result.json").exists()
+  resumed = experiment.pretrain(config, tmp_path / "c", progress=False)
+  assert _records(tmp_path / "c") == _records(tmp_path / "a")
+  assert resumed["micro_f1_mean"] == first["micro_f1_mean"] == again["micro_f1_mean"]
+  lines_c = (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
+  assert sorted(lines_c) == sorted(lines)  # no duplicated or missing epochs
+  tree_a, _ = checkpoints.read(tmp_path / "a")
+  tree_c, _ = checkpoints.read(tmp_path / "c")
+  jax.tree.map(np.testing.assert_array_equal, tree_a["best_params"], tree_c["best_params"])
+
+
+def test_bad_checkpoint_is_a_clear_error(config, tmp_path):
+  (tmp_path / "checkpoints" / "3").mkdir(parents=True)
+  with pytest.raises(checkpoints.CheckpointError, match="unreadable checkpoint metadata"):
+    checkpoints.read(tmp_path)
+  with pytest.raises(checkpoints.CheckpointError, match="no such checkpoint folder"):
+    checkpoints.read(tmp_path / "absent")
+
+
+def test_one_class_and_oversized_batch_are_errors(config, prepared):
+  from xfer_jax.data import DataError
+  with pytest.raises(DataError, match="fewer than batch_size=100000"):
+    experiment.check_trainable(prepared, 100000)
+  import dataclasses
+  one = dataclasses.replace(prepared, class_names=("walk",))
+  with pytest.raises(DataError, match="has 1 class"):
+    experiment.check_trainable(one, 8)
+
+
+def test_locked_config_rejects_unknown_keys(config):
+  with pytest.raises(AttributeError):
+    config.train.epochz = 3

@@ -1,0 +1,127 @@
+"""Orbax checkpoints: one CheckpointManager per workdir, plain-dict trees.
+
+A checkpoint step holds two items:
+- "state": {"params", "batch_stats", "opt_state", "best_params", "best_batch_stats"},
+  every leaf with a leading seed axis; opt_state as a state dict (flax
+  serialization), so the tree reads back without the experiment's code;
+- "meta": JSON (format version, config, class names, epoch, early stopping,
+  transfer labels, ...).
+Orbax writes each step to a temporary folder and renames it when complete, so an
+interrupted save leaves no partial checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import serialization
+
+FORMAT = "xfer_jax.checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+  """A missing, corrupt or incompatible checkpoint (the message names the path)."""
+
+
+def _manager(directory: Path, create: bool, max_to_keep: int | None = 2) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(directory.absolute(), options=options,
+                               item_names=("state", "meta"))
+
+
+class Checkpoints:
+  """Save / restore the training state of a workdir's `checkpoints/` folder."""
+
+  def __init__(self, directory: str | os.PathLike, max_to_keep: int | None = 2):
+    self.directory = Path(directory)
+    self.max_to_keep = max_to_keep
+    self._mngr = None
+
+  @property
+  def manager(self) -> ocp.CheckpointManager:
+    if self._mngr is None:
+      self._mngr = _manager(self.directory, create=True, max_to_keep=self.max_to_keep)
+    return self._mngr
+
+  def latest_step(self) -> int | None:
+    if not self.directory.is_dir():
+      return None
+    return self.manager.latest_step()
+
+  def save(self, step: int, tree: dict, meta: dict) -> None:
+    meta = {"format": FORMAT, **meta}
+    self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
+                                                    meta=ocp.args.JsonSave(meta)), force=True)
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    if self._mngr is not None:
+      self._mngr.close()
+
+
+def state_tree(state, best_params, best_batch_stats) -> dict:
+  return {"params": state.params, "batch_stats": state.batch_stats,
+          "opt_state": serialization.to_state_dict(state.opt_state),
+          "best_params": best_params, "best_batch_stats": best_batch_stats}
+
+
+def _resolve_step(directory: Path, step: int | None) -> tuple[Path, int]:
+  directory = Path(directory)
+  if (directory / "checkpoints").is_dir():
+    directory = directory / "checkpoints"
+  if not directory.is_dir():
+    raise CheckpointError(f"{directory}: no such checkpoint folder")
+  steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir())
+  if not steps:
+    raise CheckpointError(f"{directory}: not a checkpoint folder (no numbered step inside)")
+  step = steps[-1] if step is None else step
+  if step not in steps:
+    raise CheckpointError(f"{directory}: no step {step}; steps are {steps}")
+  return directory, step
+
+
+def read_meta(directory: str | os.PathLike, step: int | None = None) -> dict:
+  directory, step = _resolve_step(Path(directory), step)
+  try:
+    meta = _manager(directory, create=False).restore(
+        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  except Exception as e:  # orbax raises many types for a damaged folder
+    raise CheckpointError(f"{directory}/{step}: unreadable checkpoint metadata ({e})") from e
+  if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+    raise CheckpointError(f"{directory}/{step}: checkpoint format {found!r}, expected {FORMAT!r}")
+  return meta
+
+
+def read(directory: str | os.PathLike, step: int | None = None, target: Any = None
+         ) -> tuple[dict, dict]:
+  """(state tree, meta) of a step (default: the latest). Without a target the arrays
+  come back as numpy in nested dicts, readable without the experiment's code."""
+  meta = read_meta(directory, step)
+  directory, step = _resolve_step(Path(directory), step)
+  try:
+    restore = ocp.args.StandardRestore(target) if target is not None else ocp.args.StandardRestore()
+    tree = _manager(directory, create=False).restore(
+        step, args=ocp.args.Composite(state=restore))["state"]
+  except Exception as e:
+    raise CheckpointError(f"{directory}/{step}: cannot restore the state ({e})") from e
+  if target is None:
+    tree = jax.tree.map(np.asarray, tree)
+  return tree, meta
+
+
+def restore_train_state(directory, abstract_state, step: int | None = None):
+  """(TrainState, (best_params, best_batch_stats), meta) for resuming a run."""
+  target = {"params": abstract_state.params, "batch_stats": abstract_state.batch_stats,
+            "opt_state": serialization.to_state_dict(abstract_state.opt_state),
+            "best_params": abstract_state.params, "best_batch_stats": abstract_state.batch_stats}
+  tree, meta = read(directory, step, target=target)
+  opt_state = serialization.from_state_dict(abstract_state.opt_state, tree["opt_state"])
+  state = type(abstract_state)(tree["params"], tree["batch_stats"], opt_state)
+  return state, (tree["best_params"], tree["best_batch_stats"]), meta

@@ -1,0 +1,183 @@
+"""Library entry points: train a model on a dataset split, resumable, and score it.
+
+`pretrain(config, workdir)` trains the source model of config.source; transfer.py's
+`adapt` reuses `train_and_evaluate` with transferred weights and frozen partitions.
+Workdir: config.json, metrics.jsonl, checkpoints/, result.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+from xfer_jax import checkpoints, metrics
+from xfer_jax.data import DataError, Prepared, prepare
+from xfer_jax.data.atomic import write_text
+from xfer_jax.models import MultiResNet
+from xfer_jax.optim import make_optimizer
+from xfer_jax.train import Batches, EarlyStopping, Engine, EvalSet, fit, seed_keys
+
+
+def build_model(model_config: Mapping, num_classes: int, rate_hz: float,
+                frozen_bn=()) -> MultiResNet:
+  return MultiResNet(num_classes=num_classes, rate_hz=rate_hz, frozen_bn=tuple(frozen_bn),
+                     **{k: tuple(v) if isinstance(v, list) else v
+                        for k, v in dict(model_config).items()})
+
+
+def build_engine(config, num_classes: int, param_labels=None, frozen_bn=()) -> Engine:
+  """An Engine for this model and optimiser; the same arguments return the same
+  Engine, so its compilations serve every run of that shape in this process."""
+  loop = config.train.epoch_loop
+  if loop == "auto":
+    loop = "host" if jax.default_backend() == "cpu" else "device"
+  labels = None if param_labels is None else tuple(
+      sorted(traverse_util.flatten_dict(param_labels, sep="/").items()))
+  key = json.dumps([config.model.to_dict(), config.optim.to_dict(), config.data.rate_hz,
+                    config.data.window_s, config.train.batch_size, config.train.eval_batch_size,
+                    loop, num_classes, labels, sorted(frozen_bn)],
+                   sort_keys=True, default=str)
+  return _cached_engine(key)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_engine(key: str) -> Engine:
+  (model_config, optim_config, rate_hz, window_s, batch_size, eval_batch_size, epoch_loop,
+   num_classes, labels, frozen_bn) = json.loads(key)
+  model = build_model(model_config, num_classes, rate_hz, frozen_bn)
+  param_labels = None if labels is None else traverse_util.unflatten_dict(
+      dict(labels), sep="/")
+  return Engine(model, make_optimizer(optim_config, param_labels), l2=optim_config["l2"],
+                batch_size=batch_size, eval_batch_size=eval_batch_size,
+                window_shape=(int(round(window_s * rate_hz)), 3), epoch_loop=epoch_loop)
+
+
+def check_trainable(prepared: Prepared, batch_size: int, n_train: int | None = None) -> None:
+  if prepared.num_classes < 2:
+    raise DataError(f"dataset {prepared.name!r} has {prepared.num_classes} class "
+                    f"{list(prepared.class_names)}; classification needs at least 2")
+  if n_train is None and len(prepared.splits["train"]) < batch_size:
+    raise DataError(f"dataset {prepared.name!r}: the train split has "
+                    f"{len(prepared.splits['train'])} windows, fewer than batch_size={batch_size}; "
+                    "lower --config.train.batch_size")
+
+
+def _truncate_metrics(path: Path, phase: str, last_epoch: int) -> None:
+  """Drops rows of `phase` after last_epoch: a resumed run writes them again."""
+  if not path.exists():
+    return
+  kept = []
+  for line in path.read_text().splitlines():
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:
+      continue  # a line cut by a kill
+    if row.get("phase") != phase or row.get("epoch", -1) <= last_epoch:
+      kept.append(line)
+  write_text(path, "".join(k + "\n" for k in kept))
+
+
+def train_and_evaluate(config, workdir: str | Path, prepared: Prepared, *, phase: str,
+                       train_index_Sxn: np.ndarray | None = None, capacity: int | None = None,
+                       engine: Engine | None = None, param_labels=None, frozen_bn=(),
+                       init_state: Callable[[Engine, Any], Any] | None = None,
+                       extra_meta: dict | None = None, progress: bool = True) -> dict:
+  """Trains config.train.num_seeds seeds on prepared's train split (or per-seed rows
+  train_index_Sxn of it), early-stopping on its val split, resuming from
+  workdir/checkpoints when present; returns per-seed test scores of the best
+  parameters. init_state(engine, keys) builds the initial state (transfer)."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  tc = config.train
+  check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1)
+  engine = engine or build_engine(config, prepared.num_classes, param_labels, frozen_bn)
+  keys = seed_keys(tc.seed, tc.num_seeds)
+  seeds = [tc.seed + s for s in range(tc.num_seeds)]
+  train, val, test = (prepared.splits[s] for s in ("train", "val", "test"))
+  batches = Batches.create(train.x_NxWx3, train.y_N, tc.num_seeds, tc.batch_size,
+                           train_index_Sxn, capacity)
+  val_set = EvalSet.create(val.x_NxWx3, val.y_N, tc.eval_batch_size)
+  ckpt = checkpoints.Checkpoints(workdir / "checkpoints")
+  meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
+          "seeds": seeds, "config": json.loads(config.to_json_best_effort()),
+          **(extra_meta or {})}
+  metrics_path = workdir / "metrics.jsonl"
+  start_epoch, best, stopping = 0, None, None
+  if ckpt.latest_step() is not None:
+    state, best, saved = checkpoints.restore_train_state(ckpt.directory,
+                                                         engine.abstract_state(tc.num_seeds))
+    if saved.get("phase") != phase or saved.get("seeds") != seeds:
+      raise checkpoints.CheckpointError(
+          f"{ckpt.directory}: holds phase {saved.get('phase')!r} seeds {saved.get('seeds')}, "
+          f"not {phase!r} seeds {seeds}; use a fresh workdir")
+    start_epoch = saved["epoch"] + 1
+    stopping = EarlyStopping(**saved["stopping"])
+    _truncate_metrics(metrics_path, phase, saved["epoch"])
+    logging.info("resuming %s from epoch %d", phase, start_epoch)
+  else:
+    state = init_state(engine, keys) if init_state else engine.init(keys)
+    if metrics_path.exists():
+      _truncate_metrics(metrics_path, phase, -1)
+  write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
+
+  def save(epoch, state, best, stopping, history, force=False):
+    if force or (epoch + 1) % tc.checkpoint_every == 0:
+      ckpt.save(epoch, checkpoints.state_tree(state, *best),
+                {**meta, "epoch": epoch, "stopping": dataclasses.asdict(stopping)})
+
+  t0 = time.monotonic()
+  result = fit(engine, state, batches, val_set, keys, max_epochs=tc.max_epochs,
+               patience=tc.patience, start_epoch=start_epoch, best=best, stopping=stopping,
+               metrics_path=metrics_path, on_epoch_end=save, label=phase, seeds=seeds,
+               progress=progress)
+  last = max(result.stopping.epochs) - 1
+  if last >= 0 and ckpt.latest_step() != last:
+    save(last, result.state, (result.best_params, result.best_batch_stats), result.stopping,
+         result.history, force=True)
+  ckpt.close()
+  test_set = EvalSet.create(test.x_NxWx3, test.y_N, tc.eval_batch_size)
+  predictions = np.asarray(engine.predict(result.best_params, result.best_batch_stats,
+                                          test_set.x_NxWx3))[:, :test_set.n]
+  train_rows = (train.y_N if train_index_Sxn is None
+                else train.y_N[np.asarray(train_index_Sxn)[0]])
+  majority = metrics.majority_baseline(train_rows, test.y_N, prepared.num_classes)
+  per_seed = []
+  for s, seed in enumerate(seeds):
+    score = metrics.scores(test.y_N, predictions[s], prepared.num_classes)
+    per_seed.append({"seed": seed, "epochs": result.stopping.epochs[s],
+                     "best_epoch": result.stopping.best_epoch[s],
+                     "best_val_loss": result.stopping.best_loss[s], **score})
+  summary = {
+      "phase": phase, "dataset": prepared.name, "num_classes": prepared.num_classes,
+      "train_windows": int(batches.n_valid), "test_windows": int(len(test.y_N)),
+      "majority": majority, "per_seed": per_seed, "wall_s": time.monotonic() - t0,
+      **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")},
+      **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")}}
+  write_text(workdir / "result.json", json.dumps(summary, indent=2))
+  return summary
+
+
+def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
+  """Trains the source model of config.source; its checkpoint feeds transfer."""
+  prepared = prepare(config.source, config.data)
+  return train_and_evaluate(config, workdir, prepared, phase="pretrain", progress=progress)
+
+
+def seed_table(summary: dict) -> list[dict]:
+  rows = [{"seed": r["seed"], "epochs": r["epochs"], "micro_f1": r["micro_f1"],
+           "macro_f1": r["macro_f1"]} for r in summary["per_seed"]]
+  rows.append({"seed": "mean±std", "epochs": "",
+               "micro_f1": f"{summary['micro_f1_mean']:.3f}±{summary['micro_f1_std']:.3f}",
+               "macro_f1": f"{summary['macro_f1_mean']:.3f}±{summary['macro_f1_std']:.3f}"})
+  return rows
+

@@ -1,0 +1,160 @@
+"""The multimodal spectro-temporal ResNet (Multi-ResNet) of Gjoreski et al. 2019.
+
+Per input channel (x, y, z; optionally |acc|) a tower with
+- temporal/block_k: `layers_per_block` x (1D conv -> batch norm -> ReLU) with a
+  residual shortcut (1x1 conv + batch norm where the width changes), ending in
+  a max-pool;
+- spectral: the channel's log-power spectrogram -> 1D conv over frames
+  (frequency bins as features) -> batch norm -> ReLU;
+then the towers' flattened outputs are concatenated and merged by dense_0 and
+dense_1 (ReLU, dropout; L2 on their kernels is added to the loss) and `head`.
+
+Defaults (configs/common.py), where the paper is silent: 3 blocks of 2 layers,
+16/32/64 filters of width 5 (a 4 s window at 25 Hz shrinks 100 -> 50 -> 25 -> 12
+samples, so the last block sees about 2 s), spectrogram windows of 32 samples
+(1.28 s, 0.78 Hz bins) every 8, 128 and 64 dense units, dropout 0.5; batch norm
+with Keras' momentum 0.99 and epsilon 1e-3, as the original Keras model.
+
+frozen_bn names branch parts ("temporal/block_0", "spectral") whose batch norm
+uses its running statistics even while training: the "frozen" policy of
+transfer (see transfer.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from xfer_jax.models.spectrogram import log_spectrogram
+
+BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3
+
+
+def _batch_norm(name: str, frozen: bool, train: bool):
+  return nn.BatchNorm(use_running_average=frozen or not train, momentum=BN_MOMENTUM,
+                      epsilon=BN_EPSILON, name=name)
+
+
+class ResidualBlock(nn.Module):
+  filters: int
+  layers: int
+  kernel_size: int
+  pool_size: int
+  frozen_bn: bool = False
+
+  @nn.compact
+  def __call__(self, x_BxLxC, train: bool, mask_Bx1x1=None):
+    shortcut = x_BxLxC
+    x = x_BxLxC
+    for i in range(self.layers):
+      x = nn.Conv(self.filters, (self.kernel_size,), padding="SAME", use_bias=False,
+                  name=f"conv_{i}")(x)
+      x = _batch_norm(f"bn_{i}", self.frozen_bn, train)(x, mask=mask_Bx1x1)
+      if i < self.layers - 1:
+        x = nn.relu(x)
+    if shortcut.shape[-1] != self.filters:
+      shortcut = nn.Conv(self.filters, (1,), use_bias=False, name="shortcut_conv")(shortcut)
+      shortcut = _batch_norm("shortcut_bn", self.frozen_bn, train)(shortcut, mask=mask_Bx1x1)
+    x = nn.relu(x + shortcut)
+    return nn.max_pool(x, (self.pool_size,), strides=(self.pool_size,))
+
+
+class Temporal(nn.Module):
+  filters: Sequence[int]
+  layers_per_block: int
+  kernel_size: int
+  pool_size: int
+  frozen_bn: Sequence[str] = ()
+
+  @nn.compact
+  def __call__(self, x_BxLx1, train: bool, mask_Bx1x1=None):
+    x = x_BxLx1
+    for k, filters in enumerate(self.filters):
+      x = ResidualBlock(filters, self.layers_per_block, self.kernel_size, self.pool_size,
+                        frozen_bn=f"temporal/block_{k}" in self.frozen_bn,
+                        name=f"block_{k}")(x, train, mask_Bx1x1)
+    return x.reshape(x.shape[0], -1)
+
+
+class Spectral(nn.Module):
+  window: int
+  hop: int
+  filters: int
+  kernel_size: int
+  rate_hz: float
+  frozen_bn: bool = False
+
+  @nn.compact
+  def __call__(self, x_BxL, train: bool, mask_Bx1x1=None):
+    spec_BxFxK = log_spectrogram(x_BxL, self.window, self.hop, self.rate_hz)
+    x = nn.Conv(self.filters, (self.kernel_size,), padding="SAME", use_bias=False,
+                name="conv")(spec_BxFxK)
+    x = _batch_norm("bn", self.frozen_bn, train)(x, mask=mask_Bx1x1)
+    return nn.relu(x).reshape(x.shape[0], -1)
+
+
+class Tower(nn.Module):
+  """One input channel's temporal and spectral branches."""
+
+  filters: Sequence[int]
+  layers_per_block: int
+  kernel_size: int
+  pool_size: int
+  spectral_window: int
+  spectral_hop: int
+  spectral_filters: int
+  spectral_kernel_size: int
+  rate_hz: float
+  frozen_bn: Sequence[str] = ()
+
+  @nn.compact
+  def __call__(self, x_BxL, train: bool, mask_Bx1x1=None):
+    temporal = Temporal(self.filters, self.layers_per_block, self.kernel_size, self.pool_size,
+                        frozen_bn=tuple(self.frozen_bn), name="temporal")
+    spectral = Spectral(self.spectral_window, self.spectral_hop, self.spectral_filters,
+                        self.spectral_kernel_size, self.rate_hz,
+                        frozen_bn="spectral" in self.frozen_bn, name="spectral")
+    return jnp.concatenate([temporal(x_BxL[..., None], train, mask_Bx1x1),
+                            spectral(x_BxL, train, mask_Bx1x1)], axis=-1)
+
+
+class MultiResNet(nn.Module):
+  num_classes: int
+  num_blocks: int = 3
+  layers_per_block: int = 2
+  filters: Sequence[int] = (16, 32, 64)
+  kernel_size: int = 5
+  pool_size: int = 2
+  spectral_window: int = 32
+  spectral_hop: int = 8
+  spectral_filters: int = 16
+  spectral_kernel_size: int = 3
+  dense_units: Sequence[int] = (128, 64)
+  dropout: float = 0.5
+  use_magnitude: bool = False
+  rate_hz: float = 25.0
+  frozen_bn: Sequence[str] = ()
+
+  @nn.compact
+  def __call__(self, x_BxLx3, train: bool = False, mask_B=None):
+    """Logits (B, num_classes). mask_B marks the real rows of a padded batch:
+    batch norm computes its statistics on them only."""
+    if len(self.filters) != self.num_blocks:
+      raise ValueError(f"model.filters has {len(self.filters)} entries for "
+                       f"num_blocks={self.num_blocks}; give one width per block")
+    mask_Bx1x1 = None if mask_B is None else mask_B[:, None, None]
+    channels = [x_BxLx3[..., i] for i in range(x_BxLx3.shape[-1])]
+    if self.use_magnitude:
+      channels.append(jnp.linalg.norm(x_BxLx3, axis=-1))
+    towers = [Tower(self.filters, self.layers_per_block, self.kernel_size, self.pool_size,
+                    self.spectral_window, self.spectral_hop, self.spectral_filters,
+                    self.spectral_kernel_size, self.rate_hz, tuple(self.frozen_bn),
+                    name=f"tower_{c}") for c in range(len(channels))]
+    x = jnp.concatenate([tower(x_BxL, train, mask_Bx1x1) for tower, x_BxL in zip(towers, channels)],
+                        axis=-1)
+    for i, units in enumerate(self.dense_units):
+      x = nn.relu(nn.Dense(units, name=f"dense_{i}")(x))
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, name="head")(x)

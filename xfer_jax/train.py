@@ -1,0 +1,327 @@
+"""The training engine: pure, jit-compiled epochs with seeds as a vmapped axis.
+
+State is params + batch stats + optimiser state, every leaf with a leading seed
+axis S. One epoch is one compiled call: the data sit on the device, a loop over
+batches runs inside the program, and only per-seed scalars come back. Rows past
+`n_valid` are padding, masked out of the loss and of batch norm's statistics, so
+training sets of different sizes (the adaptation sizes of a sweep) share one
+compilation: their arrays are padded to one capacity and n_valid is an argument.
+The trip count of the batch loop is n_valid's batch count, so a 20-window subset
+costs one batch per epoch however large the capacity.
+
+Randomness: seed s owns key(seed + s); its initialisation uses fold_in(key, 0),
+epoch e uses fold_in(fold_in(key, 1), e) for the shuffle (one key per row, so the
+order of the real rows does not depend on the padding) and for dropout (one key
+per step). A vmapped seed therefore trains exactly as it would alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from xfer_jax.console import Progress
+from xfer_jax.optim import l2_penalty
+
+
+@flax.struct.dataclass
+class TrainState:
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+def seed_keys(seed: int, num_seeds: int) -> jax.Array:
+  return jnp.stack([jax.random.key(seed + s) for s in range(num_seeds)])
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+@dataclasses.dataclass(frozen=True)
+class Batches:
+  """Rows of a dataset on the device: x[index[s, :n_valid]] are seed s's rows."""
+
+  x_NxWx3: jax.Array
+  y_N: jax.Array
+  index_SxC: jax.Array  # per-seed row indices, padded to the capacity C
+  n_valid: int
+
+  @classmethod
+  def create(cls, x, y, num_seeds: int, batch_size: int, index_Sxn=None, capacity=None):
+    """index_Sxn: per-seed rows (default: all rows for every seed); capacity: the
+    padded length shared by every training set that should reuse a compilation."""
+    if index_Sxn is None:
+      index_Sxn = np.broadcast_to(np.arange(len(y)), (num_seeds, len(y)))
+    index_Sxn = np.asarray(index_Sxn)
+    n = index_Sxn.shape[1]
+    capacity = _round_up(max(capacity or n, n, batch_size), batch_size)
+    padded = np.zeros((index_Sxn.shape[0], capacity), np.int32)
+    padded[:, :n] = index_Sxn
+    return cls(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(padded), n)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+  """A split padded to a multiple of the evaluation batch; mask marks real rows."""
+
+  x_NxWx3: jax.Array
+  y_N: jax.Array
+  mask_N: jax.Array
+  n: int
+
+  @classmethod
+  def create(cls, x, y, batch_size: int):
+    n = len(y)
+    size = _round_up(max(n, 1), min(batch_size, _round_up(n, 8)))
+    xp = np.zeros((size, *x.shape[1:]), np.float32)
+    xp[:n] = x
+    yp = np.zeros(size, np.int32)
+    yp[:n] = y
+    return cls(jnp.asarray(xp), jnp.asarray(yp), jnp.asarray(np.arange(size) < n), n)
+
+
+class Engine:
+  """Compiled init / epoch / evaluate / predict for one model and optimiser.
+
+  Build one per (model, optimiser, batch size); every training set and seed count
+  that matches shapes reuses its compilations.
+  """
+
+  def __init__(self, model, tx: optax.GradientTransformation, *, l2: float, batch_size: int,
+               eval_batch_size: int, window_shape=(100, 3), epoch_loop: str = "auto"):
+    self.model, self.tx, self.l2 = model, tx, l2
+    self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+    self.window_shape = tuple(window_shape)
+    if epoch_loop == "auto":
+      # XLA:CPU runs a loop body several times slower than the same step compiled
+      # alone (docs/performance.md), so on CPU the host drives the batches
+      epoch_loop = "host" if jax.default_backend() == "cpu" else "device"
+    if epoch_loop not in ("host", "device"):
+      raise ValueError(f"epoch_loop {epoch_loop!r}: expected 'auto', 'host' or 'device'")
+    self.epoch_loop = epoch_loop
+    self.init = jax.jit(jax.vmap(self._init_one))
+    self._device_epoch = jax.jit(
+        jax.vmap(self._epoch_one, in_axes=(0, None, None, 0, None, 0)), donate_argnums=0)
+    self._order = jax.jit(jax.vmap(self._order_one, in_axes=(0, None, 0)))
+    self._host_step = jax.jit(
+        jax.vmap(self._batch_step, in_axes=(0, None, None, 0, None, None, 0, 0)),
+        donate_argnums=(0, 7))
+    self.evaluate = jax.jit(jax.vmap(self._evaluate_one, in_axes=(0, 0, None, None, None)))
+    self.predict = jax.jit(jax.vmap(self._predict_one, in_axes=(0, 0, None)))
+    self.keep_best = jax.jit(_keep_best)
+
+  # -- single-seed functions, vmapped above ---------------------------------------------
+
+  def _variables(self, key):
+    x = jnp.zeros((1, *self.window_shape), jnp.float32)
+    return self.model.init({"params": key, "dropout": key}, x, train=False)
+
+  def _init_one(self, key) -> TrainState:
+    variables = self._variables(jax.random.fold_in(key, 0))
+    params = variables["params"]
+    return TrainState(params, variables.get("batch_stats", {}), self.tx.init(params))
+
+  def abstract_state(self, num_seeds: int) -> TrainState:
+    return jax.eval_shape(self.init, seed_keys(0, num_seeds))
+
+  def _loss(self, params, batch_stats, x, y, mask, dropout_key):
+    logits, updates = self.model.apply(
+        {"params": params, "batch_stats": batch_stats}, x, train=True, mask_B=mask,
+        rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    weights = mask.astype(ce.dtype)
+    loss = jnp.sum(ce * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    return loss + l2_penalty(params, self.l2), (loss, updates.get("batch_stats", batch_stats))
+
+  def _step(self, state: TrainState, x, y, mask, dropout_key):
+    grads, (loss, batch_stats) = jax.grad(self._loss, has_aux=True)(
+        state.params, state.batch_stats, x, y, mask, dropout_key)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(params, batch_stats, opt_state), loss
+
+  def _order_one(self, index_C, n_valid, key):
+    """Seed's rows for every batch of an epoch, (C // B, B), real rows first.
+
+    A fresh order from one uniform per position, drawn with fold_in(key, position),
+    so the real rows' order does not depend on how much padding follows them."""
+    capacity = index_C.shape[0]
+    shuffle_key = jax.random.fold_in(key, 0)
+    row_keys = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(shuffle_key, i)))(
+        jnp.arange(capacity))
+    order = jnp.argsort(jnp.where(jnp.arange(capacity) < n_valid, row_keys, 2.0))
+    return index_C[order].reshape(capacity // self.batch_size, self.batch_size)
+
+  def _batch_step(self, state: TrainState, x_NxWx3, y_N, rows_B, i, n_valid, key, loss_sum):
+    """Batch i of an epoch on rows_B of x; rows past n_valid in the epoch are padding."""
+    mask = (i * self.batch_size + jnp.arange(self.batch_size)) < n_valid
+    state, loss = self._step(state, x_NxWx3[rows_B], y_N[rows_B], mask,
+                             jax.random.fold_in(jax.random.fold_in(key, 1), i))
+    return state, loss_sum + loss * jnp.sum(mask)
+
+  def _epoch_one(self, state: TrainState, x_NxWx3, y_N, index_C, n_valid, key):
+    """One pass over seed's rows index_C[:n_valid] in a fresh order; mean train loss."""
+    rows_KxB = self._order_one(index_C, n_valid, key)
+    num_batches = (n_valid + self.batch_size - 1) // self.batch_size
+    body = lambda i, carry: self._batch_step(carry[0], x_NxWx3, y_N, rows_KxB[i], i, n_valid,
+                                             key, carry[1])
+    state, loss_sum = jax.lax.fori_loop(0, num_batches, body, (state, jnp.zeros(())))
+    return state, loss_sum / n_valid
+
+  def epoch(self, state: TrainState, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
+    """Trains every seed for one epoch; returns (state, mean train loss per seed).
+
+    "device": the batch loop runs inside one compiled call. "host": the same
+    batch step, compiled once for any capacity, is called per batch from Python;
+    identical numbers.
+    """
+    if self.epoch_loop == "device":
+      return self._device_epoch(state, x_NxWx3, y_N, index_SxC, n_valid, keys_S)
+    rows_SxKxB = self._order(index_SxC, n_valid, keys_S)
+    loss_sum = jnp.zeros(len(keys_S))
+    for i in range(-(-n_valid // self.batch_size)):
+      state, loss_sum = self._host_step(state, x_NxWx3, y_N, rows_SxKxB[:, i], i, n_valid,
+                                        keys_S, loss_sum)
+    return state, loss_sum / n_valid
+
+  def _batched(self, fn, x_NxWx3, *rest):
+    """Applies fn to eval-sized chunks of x (and rest) with lax.map."""
+    n = x_NxWx3.shape[0]
+    size = min(self.eval_batch_size, n)
+    chunks = n // size
+    reshape = lambda a: a.reshape(chunks, size, *a.shape[1:])
+    out = jax.lax.map(lambda args: fn(*args), (reshape(x_NxWx3), *map(reshape, rest)))
+    return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
+
+  def _logits(self, params, batch_stats, x):
+    return self.model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)
+
+  def _evaluate_one(self, params, batch_stats, x_NxWx3, y_N, mask_N):
+    """(mean cross-entropy, accuracy) over the real rows."""
+    def chunk(x, y):
+      logits = self._logits(params, batch_stats, x)
+      return (optax.softmax_cross_entropy_with_integer_labels(logits, y),
+              (jnp.argmax(logits, -1) == y))
+    ce, correct = self._batched(chunk, x_NxWx3, y_N)
+    w = mask_N.astype(jnp.float32)
+    return jnp.sum(ce * w) / jnp.sum(w), jnp.sum(correct * w) / jnp.sum(w)
+
+  def _predict_one(self, params, batch_stats, x_NxWx3):
+    return self._batched(lambda x: jnp.argmax(self._logits(params, batch_stats, x), -1), x_NxWx3)
+
+
+def _keep_best(best: tuple, state: TrainState, improved_S):
+  """Per seed: the current params and batch stats where improved, else the kept ones."""
+  pick = lambda b, c: jnp.where(improved_S.reshape((-1,) + (1,) * (c.ndim - 1)), c, b)
+  return (jax.tree.map(pick, best[0], state.params), jax.tree.map(pick, best[1], state.batch_stats))
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+  """Per-seed early stopping on validation loss (host side, plain numbers)."""
+
+  patience: int
+  best_loss: list[float]
+  best_epoch: list[int]
+  bad_epochs: list[int]
+  stopped: list[bool]
+  epochs: list[int]  # epochs trained per seed
+
+  @classmethod
+  def create(cls, patience: int, num_seeds: int):
+    return cls(patience, [float("inf")] * num_seeds, [-1] * num_seeds, [0] * num_seeds,
+               [False] * num_seeds, [0] * num_seeds)
+
+  def update(self, epoch: int, val_loss: np.ndarray) -> np.ndarray:
+    improved = np.zeros(len(val_loss), bool)
+    for s, loss in enumerate(val_loss):
+      if self.stopped[s]:
+        continue
+      self.epochs[s] = epoch + 1
+      if loss < self.best_loss[s]:
+        self.best_loss[s], self.best_epoch[s], self.bad_epochs[s] = float(loss), epoch, 0
+        improved[s] = True
+      else:
+        self.bad_epochs[s] += 1
+        self.stopped[s] = self.patience > 0 and self.bad_epochs[s] >= self.patience
+    return improved
+
+  @property
+  def all_stopped(self) -> bool:
+    return all(self.stopped)
+
+
+@dataclasses.dataclass
+class FitResult:
+  state: TrainState
+  best_params: Any
+  best_batch_stats: Any
+  stopping: EarlyStopping
+  history: list[dict]
+
+
+def fit(engine: Engine, state: TrainState, train: Batches, val: EvalSet, keys_S, *,
+        max_epochs: int, patience: int, start_epoch: int = 0, best=None,
+        stopping: EarlyStopping | None = None, history: list[dict] | None = None,
+        metrics_path: Path | None = None, on_epoch_end: Callable | None = None,
+        label: str = "train", seeds: list[int] | None = None, progress: bool = True) -> FitResult:
+  """Trains every seed until it stops early or max_epochs; keeps each seed's best.
+
+  start_epoch / best / stopping / history resume an interrupted run. on_epoch_end
+  (epoch, state, best, stopping, history) is called after each epoch (checkpoints).
+  """
+  num_seeds = len(keys_S)
+  seeds = seeds or list(range(num_seeds))
+  stopping = stopping or EarlyStopping.create(patience, num_seeds)
+  history = list(history or [])
+  if best is None:
+    best = jax.tree.map(jnp.copy, (state.params, state.batch_stats))
+  epoch_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys_S)
+  bar = Progress(max_epochs, label) if progress else None
+  start = time.monotonic()
+  for epoch in range(start_epoch, max_epochs):
+    if stopping.all_stopped:
+      break
+    keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(epoch_keys)
+    state, train_loss = engine.epoch(state, train.x_NxWx3, train.y_N, train.index_SxC,
+                                     train.n_valid, keys)
+    val_loss, val_acc = engine.evaluate(state.params, state.batch_stats, val.x_NxWx3, val.y_N,
+                                        val.mask_N)
+    train_loss, val_loss, val_acc = map(np.asarray, (train_loss, val_loss, val_acc))
+    bad = np.flatnonzero(~np.isfinite(train_loss) | ~np.isfinite(val_loss))
+    if bad.size:
+      raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "
+                               f"at epoch {epoch}")
+    active = [not s for s in stopping.stopped]
+    improved = stopping.update(epoch, val_loss)
+    if improved.any():
+      best = engine.keep_best(best, state, jnp.asarray(improved))
+    rows = [{"phase": label, "epoch": epoch, "seed": seeds[s], "train_loss": float(train_loss[s]),
+             "val_loss": float(val_loss[s]), "val_accuracy": float(val_acc[s]),
+             "best": bool(improved[s])} for s in range(num_seeds) if active[s]]
+    history.extend(rows)
+    if metrics_path is not None:
+      with open(metrics_path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    if on_epoch_end is not None:
+      on_epoch_end(epoch, state, best, stopping, history)
+    if bar:
+      bar.update(epoch + 1, f"val loss {np.mean(val_loss):.3f} acc {np.mean(val_acc):.3f}")
+  if bar and bar.done < bar.total:
+    bar.update(bar.total, f"stopped early at epochs {stopping.epochs}")
+  logging.info("%s: %d epochs in %.1f s", label, max(stopping.epochs), time.monotonic() - start)
+  return FitResult(state, best[0], best[1], stopping, history)
+
