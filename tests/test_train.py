@@ -28,12 +28,12 @@ def _train(config, prepared, keys, epochs, capacity=None, index=None, loop="host
   config = config.copy_and_resolve_references()
   config.train.epoch_loop = loop
   engine = experiment.build_engine(config, prepared.num_classes)
-  train, val = prepared.splits["train"], prepared.splits["val"]
+  train = prepared.splits["train"]
   batches = Batches.create(train.x_NxWx3, train.y_N, len(keys), config.train.batch_size,
                            index, capacity)
   state = engine.init(keys)
   for epoch in range(epochs):
-    epoch_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 1), epoch))(keys)
+    epoch_keys = jax.vmap(lambda k, e=epoch: jax.random.fold_in(jax.random.fold_in(k, 1), e))(keys)
     state, _ = engine.epoch(state, batches.x_NxWx3, batches.y_N, batches.index_SxC,
                             batches.n_valid, epoch_keys)
   return state

@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from xfer_jax import checkpoints, metrics
-from xfer_jax.data import DataError, Prepared, prepare
+from xfer_jax import checkpoints, metrics, transfer
+from xfer_jax.data import DataError, Prepared, adaptation_subsets, prepare
 from xfer_jax.data.atomic import write_text
 from xfer_jax.models import MultiResNet
 from xfer_jax.optim import make_optimizer
-from xfer_jax.train import Batches, EarlyStopping, Engine, EvalSet, fit, seed_keys
+from xfer_jax.train import Batches, EarlyStopping, Engine, EvalSet, TrainState, fit, seed_keys
 
 
 def build_model(model_config: Mapping, num_classes: int, rate_hz: float,
@@ -171,6 +172,73 @@ def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
   """Trains the source model of config.source; its checkpoint feeds transfer."""
   prepared = prepare(config.source, config.data)
   return train_and_evaluate(config, workdir, prepared, phase="pretrain", progress=progress)
+
+
+def adaptation_rows(y_train: np.ndarray, size: int, subset_seed: int, num_seeds: int) -> np.ndarray:
+  """(S, size) rows of the target's train split: seed s adapts on the nested,
+  stratified subset drawn with subset_seed + s."""
+  return np.stack([adaptation_subsets(y_train, [size], subset_seed + s)[size]
+                   for s in range(num_seeds)])
+
+
+def load_source(source_dir: str | Path) -> tuple[dict, dict, dict]:
+  """(best params, best batch stats, meta) of a pretrained checkpoint, numpy, seed axis first."""
+  tree, meta = checkpoints.read(source_dir)
+  return tree["best_params"], tree["best_batch_stats"], meta
+
+
+def adapt(config, workdir: str | Path, source_dir: str | Path | None = None, *,
+          size: int | None = None, capacity: int | None = None, progress: bool = True,
+          prepared: Prepared | None = None, source: tuple | None = None) -> dict:
+  """Adapts a target model (config.target) on an adaptation subset of its train
+  split, starting from the source checkpoint's blocks by config.transfer; without
+  a source, trains the baseline. Seed s of the target starts from source seed
+  s mod (source seeds). capacity: pad the subset to this many rows, so that every
+  size of a sweep shares one compilation."""
+  tc = config.train
+  prepared = prepared or prepare(config.target, config.data)
+  size = min(size or config.adapt.size, len(prepared.splits["train"]))
+  rows = adaptation_rows(prepared.splits["train"].y_N, size, config.adapt.subset_seed,
+                         tc.num_seeds)
+  if source is None and source_dir is not None:
+    source = load_source(source_dir)
+  window = int(round(config.data.window_s * config.data.rate_hz))
+  abstract = jax.eval_shape(build_model(config.model, prepared.num_classes,
+                                        config.data.rate_hz).init, jax.random.key(0),
+                            jnp.zeros((1, window, 3)))
+  rules = transfer.rules_from_config(config.transfer, config.model.num_blocks, source is not None)
+  labels = transfer.label_paths(list(transfer.flatten(abstract["params"])), rules)
+  stats_labels = transfer.batch_stats_labels(abstract["batch_stats"], rules)
+  frozen_bn = transfer.frozen_bn_parts(labels, config.transfer.bn_policy)
+  any_frozen = any(a == transfer.COPY_FREEZE for a in labels.values())
+  param_labels = transfer.optimizer_labels(labels) if any_frozen else None
+  engine = build_engine(config, prepared.num_classes, param_labels, frozen_bn)
+  init_state = None
+  extra = {"transfer": {"labels": labels, "rules": [list(r) for r in rules],
+                        "frozen_bn": list(frozen_bn), "size": size,
+                        "source": str(source_dir) if source_dir else None,
+                        "source_dataset": source[2]["dataset"] if source else None}}
+  if source is not None:
+    src_params, src_stats, _ = source
+    num_src = len(jax.tree.leaves(src_params)[0])
+    seed_map = np.arange(tc.num_seeds) % num_src
+    first = lambda tree: jax.tree.map(lambda a: a[0], tree)
+    # check the fit on one seed, so errors show the model's own shapes
+    transfer.merge(abstract["params"], first(src_params), labels)
+    transfer.merge(abstract["batch_stats"], first(src_stats), stats_labels, "batch stats")
+
+    def init_state(engine, keys):
+      fresh = engine.init(keys)
+      pick = lambda tree: jax.tree.map(lambda a: a[seed_map], tree)
+      params = transfer.merge(fresh.params, pick(src_params), labels)
+      stats = transfer.merge(fresh.batch_stats, pick(src_stats), stats_labels, "batch stats")
+      params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+      stats = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), stats)
+      return TrainState(params, stats, jax.vmap(engine.tx.init)(params))
+
+  return train_and_evaluate(config, workdir, prepared, phase="adapt", train_index_Sxn=rows,
+                            capacity=capacity, engine=engine, init_state=init_state,
+                            extra_meta=extra, progress=progress)
 
 
 def seed_table(summary: dict) -> list[dict]:

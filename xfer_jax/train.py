@@ -295,7 +295,7 @@ def fit(engine: Engine, state: TrainState, train: Batches, val: EvalSet, keys_S,
   for epoch in range(start_epoch, max_epochs):
     if stopping.all_stopped:
       break
-    keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(epoch_keys)
+    keys = jax.vmap(lambda k, e=epoch: jax.random.fold_in(k, e))(epoch_keys)
     state, train_loss = engine.epoch(state, train.x_NxWx3, train.y_N, train.index_SxC,
                                      train.n_valid, keys)
     val_loss, val_acc = engine.evaluate(state.params, state.batch_stats, val.x_NxWx3, val.y_N,

@@ -1,0 +1,140 @@
+"""Transfer rules, presets, freezing and the baseline."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import common, smoke
+from xfer_jax import checkpoints, experiment, transfer
+from xfer_jax.data import prepare
+from xfer_jax.transfer import COPY, COPY_FREEZE, INIT, TransferError
+
+
+def _default_paths(num_classes=8, **model_overrides):
+  config = common.model_config()
+  config.update(model_overrides)
+  model = experiment.build_model(config, num_classes, 25.0)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 100, 3))))
+  return variables
+
+
+def _group(path):
+  if "/temporal/" in path:
+    return path.split("/")[2]  # block_k
+  if "/spectral/" in path:
+    return "spectral"
+  return "head" if path.startswith("head/") else "dense"
+
+
+# (mode, k, branch) -> action per group of the default model (3 blocks)
+PRESETS = [
+    (("baseline", 2, "both"), dict(block_0=INIT, block_1=INIT, block_2=INIT, spectral=INIT,
+                                   dense=INIT, head=INIT)),
+    (("freeze_k_copy_rest", 0, "both"), dict(block_0=INIT, block_1=INIT, block_2=INIT,
+                                             spectral=INIT, dense=INIT, head=INIT)),
+    (("freeze_k_copy_rest", 1, "both"), dict(block_0=COPY_FREEZE, block_1=COPY, block_2=COPY,
+                                             spectral=COPY_FREEZE, dense=COPY, head=INIT)),
+    (("freeze_k_copy_rest", 3, "both"), dict(block_0=COPY_FREEZE, block_1=COPY_FREEZE,
+                                             block_2=COPY_FREEZE, spectral=COPY_FREEZE,
+                                             dense=COPY, head=INIT)),
+    (("freeze_k_init_rest", 2, "both"), dict(block_0=COPY_FREEZE, block_1=COPY_FREEZE,
+                                             block_2=INIT, spectral=COPY_FREEZE, dense=INIT,
+                                             head=INIT)),
+    (("finetune_all", 2, "both"), dict(block_0=COPY, block_1=COPY, block_2=COPY, spectral=COPY,
+                                       dense=COPY, head=INIT)),
+    (("freeze_k_copy_rest", 2, "temporal"), dict(block_0=COPY_FREEZE, block_1=COPY_FREEZE,
+                                                 block_2=INIT, spectral=INIT, dense=INIT,
+                                                 head=INIT)),
+    (("freeze_k_copy_rest", 2, "spectral"), dict(block_0=INIT, block_1=INIT, block_2=INIT,
+                                                 spectral=COPY_FREEZE, dense=INIT, head=INIT)),
+]
+
+
+@pytest.mark.parametrize("preset,expected", PRESETS, ids=lambda p: str(p))
+def test_presets_label_every_path(preset, expected):
+  paths = list(transfer.flatten(_default_paths()["params"]))
+  labels = transfer.label_paths(paths, transfer.preset_rules(*preset[:2], 3, preset[2]))
+  assert set(labels) == set(paths)
+  for path, action in labels.items():
+    assert action == expected[_group(path)], path
+
+
+def test_rule_errors_list_paths():
+  paths = list(transfer.flatten(_default_paths()["params"]))
+  with pytest.raises(TransferError, match=r"no rule covers \d+ parameter path\(s\): \['dense_0/bias'"):
+    transfer.label_paths(paths, [(r"tower_.*", COPY)])
+  with pytest.raises(TransferError, match=r"rule\(s\) \[\('block_9/.\*', 'copy'\)\] match no"):
+    transfer.label_paths(paths, [("block_9/.*", COPY), (".*", INIT)])
+  with pytest.raises(TransferError, match="transfer.blocks=4, but the model has 3"):
+    transfer.preset_rules("freeze_k_copy_rest", 4, 3)
+  with pytest.raises(TransferError, match="unknown transfer mode 'freeze'"):
+    transfer.preset_rules("freeze", 1, 3)
+
+
+def test_mismatched_source_lists_paths():
+  target = _default_paths()["params"]
+  wider = _default_paths(filters=(16, 32, 128))["params"]
+  fewer = _default_paths(num_blocks=2, filters=(16, 32))["params"]
+  labels = transfer.label_paths(list(transfer.flatten(target)),
+                                transfer.preset_rules("freeze_k_copy_rest", 1, 3), log=False)
+  with pytest.raises(TransferError, match=r"shape differs.*block_2/conv_0/kernel: source \(5, 32, 128\)"
+                                          r" vs target \(5, 32, 64\)"):
+    transfer.merge(target, wider, labels)
+  with pytest.raises(TransferError, match=r"missing in source: \[.*tower_0/temporal/block_2/"):
+    transfer.merge(target, fewer, labels)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+  config = smoke.get_config()
+  config.data.cache_dir = str(tmp_path_factory.mktemp("cache"))
+  workdir = tmp_path_factory.mktemp("source")
+  experiment.pretrain(config, workdir, progress=False)
+  return config, workdir
+
+
+def test_adaptation_freezes_exactly_the_frozen_leaves(source, tmp_path):
+  config, source_dir = source
+  config = config.copy_and_resolve_references()
+  config.transfer.blocks = 1
+  summary = experiment.adapt(config, tmp_path, source_dir, progress=False)
+  assert len(summary["per_seed"]) == config.train.num_seeds == 2
+  src, _ = checkpoints.read(source_dir)
+  out, meta = checkpoints.read(tmp_path)
+  labels = meta["transfer"]["labels"]
+  target_classes = prepare(config.target, config.data).num_classes
+  assert out["best_params"]["head"]["kernel"].shape[-1] == target_classes
+  assert src["best_params"]["head"]["kernel"].shape[-1] != target_classes
+  for tree in ("params", "batch_stats"):  # the final state, every seed
+    source_flat = transfer.flatten(src[f"best_{tree}"])
+    for path, value in transfer.flatten(out[tree]).items():
+      label = labels[path] if tree == "params" else _stats_label(path, labels)
+      if label == COPY_FREEZE:
+        np.testing.assert_array_equal(value, source_flat[path], err_msg=path)
+      elif label == COPY and tree == "params":
+        assert not np.array_equal(value, source_flat[path]), path  # copied, then trained
+  frozen = [p for p, a in labels.items() if a == COPY_FREEZE]
+  assert frozen and all("block_0" in p or "spectral" in p for p in frozen)
+  # the optimiser holds no Adam moments for frozen leaves
+  adam = out["opt_state"]["inner_states"]["trainable"]["inner_state"]["0"]
+  mu = transfer.flatten(adam["mu"])
+  assert not any(p in mu for p in frozen)
+  assert all(p in mu for p, a in labels.items() if a != COPY_FREEZE)
+
+
+def _stats_label(path, labels):
+  module = path.rsplit("/", 1)[0]
+  return next(a for p, a in labels.items() if p.rsplit("/", 1)[0] == module)
+
+
+def test_baseline_equals_plain_training_on_the_subset(source, tmp_path):
+  config, _ = source
+  baseline = experiment.adapt(config, tmp_path / "baseline", None, progress=False)
+  prepared = prepare(config.target, config.data)
+  rows = experiment.adaptation_rows(prepared.splits["train"].y_N, config.adapt.size,
+                                    config.adapt.subset_seed, config.train.num_seeds)
+  plain = experiment.train_and_evaluate(config, tmp_path / "plain", prepared, phase="adapt",
+                                        train_index_Sxn=rows, progress=False)
+  assert [r["micro_f1"] for r in baseline["per_seed"]] == [r["micro_f1"] for r in plain["per_seed"]]
+  assert [r["confusion"] for r in baseline["per_seed"]] == [r["confusion"] for r in plain["per_seed"]]

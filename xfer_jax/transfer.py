@@ -1,0 +1,159 @@
+"""Transfer: copy parameter subtrees from a source model by rule; freeze some.
+
+Rules are ordered (regex, action) pairs over "a/b/c" parameter paths: the first
+rule whose regex fullmatches a path decides it, every path must be covered and
+every rule must match something. Actions:
+  copy         take the source's value, keep training it;
+  copy_freeze  take the source's value, never update it (its own optax partition
+               with set_to_zero, so it has no Adam state);
+  init         keep the target model's fresh initialisation.
+Batch-norm statistics follow the rule of their module's path; a frozen block's
+statistics are "frozen" (inference-mode batch norm, unchanged) or "adapt"
+(re-estimated on target batches, AdaBN-style) by config.transfer.bn_policy.
+
+Presets (config.transfer.mode) for "k residual blocks transferred" (counted
+from the input, in every tower; the spectral branch is one conv from the input,
+so it belongs to depth 1 and is transferred with the first block):
+  freeze_k_copy_rest  (default) copy everything but the head, freeze the first k
+                      blocks: the paper's "all weights of the source model were
+                      transferred ... some of them were frozen";
+  freeze_k_init_rest  copy and freeze the first k blocks, initialise the rest;
+  finetune_all        copy everything but the head, freeze nothing;
+  baseline            nothing transferred (k = 0 means baseline in every mode).
+config.transfer.branch = "temporal" / "spectral" transfers one branch only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from flax import traverse_util
+
+from xfer_jax.optim import FROZEN, TRAINABLE
+
+COPY, COPY_FREEZE, INIT = "copy", "copy_freeze", "init"
+ACTIONS = (COPY, COPY_FREEZE, INIT)
+MODES = ("freeze_k_copy_rest", "freeze_k_init_rest", "finetune_all", "baseline")
+BRANCHES = ("both", "temporal", "spectral")
+BN_POLICIES = ("frozen", "adapt")
+Rule = tuple[str, str]
+
+
+class TransferError(ValueError):
+  """A transfer that cannot be done; the message lists the offending paths."""
+
+
+def flatten(tree) -> dict[str, object]:
+  return traverse_util.flatten_dict(tree, sep="/") if tree else {}
+
+
+def unflatten(flat: Mapping[str, object]):
+  return traverse_util.unflatten_dict(dict(flat), sep="/")
+
+
+def preset_rules(mode: str, blocks: int, num_blocks: int, branch: str = "both") -> list[Rule]:
+  """The rules of a preset; blocks = k residual blocks transferred."""
+  if mode not in MODES:
+    raise TransferError(f"unknown transfer mode {mode!r}; modes are {MODES}")
+  if branch not in BRANCHES:
+    raise TransferError(f"unknown transfer branch {branch!r}; branches are {BRANCHES}")
+  if not 0 <= blocks <= num_blocks:
+    raise TransferError(f"transfer.blocks={blocks}, but the model has {num_blocks} residual "
+                        f"blocks (0..{num_blocks})")
+  if mode == "baseline" or blocks == 0:
+    return [(r".*", INIT)]
+  first_k = "|".join(str(b) for b in range(blocks))
+  frozen_blocks = (rf"tower_\d+/temporal/block_({first_k})/.*", COPY_FREEZE)
+  frozen_spectral = (r"tower_\d+/spectral/.*", COPY_FREEZE)
+  if branch == "temporal":
+    return [frozen_blocks, (r".*", INIT)]
+  if branch == "spectral":
+    return [frozen_spectral, (r".*", INIT)]
+  if mode == "freeze_k_copy_rest":
+    return [frozen_blocks, frozen_spectral, (r"head/.*", INIT), (r".*", COPY)]
+  if mode == "freeze_k_init_rest":
+    return [frozen_blocks, frozen_spectral, (r".*", INIT)]
+  return [(r"head/.*", INIT), (r".*", COPY)]  # finetune_all
+
+
+def rules_from_config(transfer_config: Mapping, num_blocks: int, has_source: bool) -> list[Rule]:
+  if not has_source:
+    return preset_rules("baseline", 0, num_blocks)
+  if transfer_config.get("rules"):
+    return [tuple(r) for r in transfer_config["rules"]]
+  return preset_rules(transfer_config["mode"], transfer_config["blocks"], num_blocks,
+                      transfer_config.get("branch", "both"))
+
+
+def label_paths(paths: Sequence[str], rules: Sequence[Rule], check_rules: bool = True,
+                log: bool = True) -> dict[str, str]:
+  """path -> action by the first fullmatching rule; uncovered paths and rules that
+  match nothing are errors listing them."""
+  for pattern, action in rules:
+    if action not in ACTIONS:
+      raise TransferError(f"rule ({pattern!r}, {action!r}): action must be one of {ACTIONS}")
+  compiled = [(re.compile(p), a) for p, a in rules]
+  labels, used, uncovered = {}, set(), []
+  for path in paths:
+    for k, (regex, action) in enumerate(compiled):
+      if regex.fullmatch(path):
+        labels[path] = action
+        used.add(k)
+        if log:
+          logging.info("transfer: %-55s %-12s (rule %r)", path, action, rules[k][0])
+        break
+    else:
+      uncovered.append(path)
+  if uncovered:
+    raise TransferError(f"no rule covers {len(uncovered)} parameter path(s): {uncovered}")
+  unused = [rules[k] for k in range(len(rules)) if k not in used]
+  if check_rules and unused:
+    raise TransferError(f"rule(s) {unused} match no parameter path; paths are {list(paths)}")
+  return labels
+
+
+def frozen_bn_parts(labels: Mapping[str, str], bn_policy: str) -> tuple[str, ...]:
+  """Branch parts ("temporal/block_k", "spectral") whose batch norm stays in
+  inference mode: the frozen ones, under the "frozen" policy."""
+  if bn_policy not in BN_POLICIES:
+    raise TransferError(f"unknown bn_policy {bn_policy!r}; policies are {BN_POLICIES}")
+  if bn_policy == "adapt":
+    return ()
+  parts = set()
+  for path, action in labels.items():
+    if action == COPY_FREEZE:
+      match = re.match(r"tower_\d+/(temporal/block_\d+|spectral)/", path)
+      if match:
+        parts.add(match[1])
+  return tuple(sorted(parts))
+
+
+def optimizer_labels(labels: Mapping[str, str]):
+  """The multi_transform partition: FROZEN for copy_freeze, TRAINABLE otherwise."""
+  return unflatten({p: FROZEN if a == COPY_FREEZE else TRAINABLE for p, a in labels.items()})
+
+
+def merge(target, source, labels: Mapping[str, str], what: str = "params"):
+  """Target tree with the source's values where the label copies; a copied path
+  missing from the source or of another shape is an error listing every one."""
+  flat_t, flat_s = flatten(target), flatten(source)
+  missing = [p for p, a in labels.items() if a != INIT and p not in flat_s]
+  shapes = [f"{p}: source {tuple(np.shape(flat_s[p]))} vs target {tuple(np.shape(flat_t[p]))}"
+            for p, a in labels.items()
+            if a != INIT and p in flat_s and np.shape(flat_s[p]) != np.shape(flat_t[p])]
+  copied_prefixes = {p.rsplit("/", 1)[0] for p, a in labels.items() if a != INIT}
+  extra = [p for p in flat_s if p not in flat_t and p.rsplit("/", 1)[0] in copied_prefixes]
+  if missing or shapes or extra:
+    raise TransferError(
+        f"the source model does not fit the target ({what}): "
+        + "; ".join(f"{name}: {items}" for name, items in
+                    (("missing in source", missing), ("shape differs", shapes),
+                     ("only in source", extra)) if items))
+  return unflatten({p: flat_s[p] if labels.get(p, INIT) != INIT else v for p, v in flat_t.items()})
+
+
+def batch_stats_labels(batch_stats, rules: Sequence[Rule]) -> dict[str, str]:
+  return label_paths(list(flatten(batch_stats)), rules, check_rules=False, log=False)
