@@ -60,7 +60,7 @@ def train_config() -> ConfigDict:
       patience=10,  # early stopping on validation loss; 0 = train all epochs
       num_seeds=3,  # seeds trained together (vmapped)
       seed=0,  # seed s of a run is seed + s
-      eval_batch_size=1024,
+      eval_batch_size=512,
       epoch_loop="auto",  # "device": one compiled call per epoch; "host": a call per batch
       checkpoint_every=5,  # epochs between checkpoints (the last epoch always saves)
   ))
@@ -72,4 +72,5 @@ def transfer_config() -> ConfigDict:
       blocks=1,  # residual blocks transferred (and frozen), counted from the input
       branch="both",  # or "temporal" / "spectral": transfer one branch only
       bn_policy="frozen",  # frozen blocks' batch norm: "frozen" stats or "adapt" (AdaBN)
+      rules=(),  # custom ((regex, action), ...) rules; when set they replace the preset
   ))

@@ -30,3 +30,31 @@ def pytest_configure(config):
   # compiled programs are reused across the tests' processes (and later runs)
   from xfer_jax.runtime import enable_compilation_cache
   enable_compilation_cache()
+
+
+@pytest.fixture(scope="session")
+def smoke_config(tmp_path_factory):
+  from configs import smoke
+  config = smoke.get_config()
+  config.data.cache_dir = str(tmp_path_factory.mktemp("cache"))
+  return config
+
+
+@pytest.fixture(scope="session")
+def pretrained(smoke_config, tmp_path_factory):
+  """A smoke source model (2 seeds), trained once per test session."""
+  from xfer_jax import experiment
+  workdir = tmp_path_factory.mktemp("source")
+  experiment.pretrain(smoke_config, workdir, progress=False)
+  return workdir
+
+
+@pytest.fixture(scope="session")
+def adapted(smoke_config, pretrained, tmp_path_factory):
+  """The smoke target adapted from `pretrained` with 1 block transferred and frozen."""
+  from xfer_jax import experiment
+  config = smoke_config.copy_and_resolve_references()
+  config.transfer.blocks = 1
+  workdir = tmp_path_factory.mktemp("adapted")
+  summary = experiment.adapt(config, workdir, pretrained, progress=False)
+  return config, workdir, summary

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.signal
 from flax import traverse_util
 
-from configs import common
+from configs import common, smoke
 from xfer_jax.experiment import build_model
 from xfer_jax.models.spectrogram import power_spectrogram
 
@@ -45,34 +45,40 @@ def test_spectrogram_matches_scipy():
   np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.max())
 
 
+def _small_model(**kwargs):
+  """The smoke config's network: the same code paths, quicker to compile."""
+  return build_model(smoke.get_config().model, num_classes=4, rate_hz=25.0, **kwargs)
+
+
+def _train_mode(model, variables, x, mask_B=None):
+  logits, updates = model.apply(variables, x, train=True, mask_B=mask_B,
+                                rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
+  return logits, updates["batch_stats"]
+
+
 def test_padded_rows_do_not_touch_batch_norm():
-  config = common.model_config()
-  model = build_model(config, num_classes=4, rate_hz=25.0)
-  rng = np.random.default_rng(1)
-  x = jnp.asarray(rng.normal(size=(6, 100, 3)), jnp.float32)
-  variables = model.init(jax.random.key(0), x)
-  padded = jnp.concatenate([x, 100 * jnp.ones((10, 100, 3))])
+  """Two paddings of the same rows, masked: batch statistics and the real rows'
+  logits must not see what the padding holds."""
+  model = _small_model().clone(dropout=0.0)  # dropout draws depend on the batch shape
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(6, 100, 3)), jnp.float32)
+  variables = jax.jit(model.init)(jax.random.key(0), x)
   mask = jnp.arange(16) < 6
-
-  def run(inputs, mask_B):
-    logits, updates = model.apply(variables, inputs, train=True, mask_B=mask_B,
-                                  rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
-    return logits, updates["batch_stats"]
-
-  logits_a, stats_a = run(x, None)
-  logits_b, stats_b = run(padded, mask)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), stats_a, stats_b)
-  np.testing.assert_allclose(logits_a[:, :], logits_b[:6], rtol=1e-4, atol=1e-5)
+  run = jax.jit(lambda v, x: _train_mode(model, v, x, mask))
+  logits_a, stats_a = run(variables, jnp.concatenate([x, 100 * jnp.ones((10, 100, 3))]))
+  logits_b, stats_b = run(variables, jnp.concatenate([x, -50 * jnp.ones((10, 100, 3))]))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), stats_a, stats_b)
+  np.testing.assert_allclose(logits_a[:6], logits_b[:6], rtol=1e-5, atol=1e-6)
+  moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), stats_a, variables["batch_stats"])
+  assert max(jax.tree.leaves(moved)) > 0  # the statistics did update (on the real rows)
 
 
 def test_frozen_batch_norm_uses_running_statistics():
-  model = build_model(common.model_config(), 4, 25.0, frozen_bn=("temporal/block_0", "spectral"))
+  model = _small_model(frozen_bn=("temporal/block_0", "spectral"))
   x = jnp.asarray(np.random.default_rng(2).normal(size=(8, 100, 3)), jnp.float32)
-  variables = model.init(jax.random.key(0), x)
-  _, updates = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)},
-                           mutable=["batch_stats"])
+  variables = jax.jit(model.init)(jax.random.key(0), x)
+  _, stats = jax.jit(lambda v, x: _train_mode(model, v, x))(variables, x)
   before = traverse_util.flatten_dict(variables["batch_stats"], sep="/")
-  after = traverse_util.flatten_dict(updates["batch_stats"], sep="/")
+  after = traverse_util.flatten_dict(stats, sep="/")
   for path, value in after.items():
     frozen = "temporal/block_0/" in path or "/spectral/" in path
     assert np.array_equal(value, before[path]) == frozen, path

@@ -6,17 +6,14 @@ import jax
 import numpy as np
 import pytest
 
-from configs import smoke
 from xfer_jax import checkpoints, experiment
 from xfer_jax.data import prepare
 from xfer_jax.train import Batches, EvalSet, fit, seed_keys
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory):
-  config = smoke.get_config()
-  config.data.cache_dir = str(tmp_path_factory.mktemp("cache"))
-  return config
+def config(smoke_config):
+  return smoke_config
 
 
 @pytest.fixture(scope="module")
@@ -83,18 +80,18 @@ def _records(workdir):
   return json.loads((workdir / "result.json").read_text())["per_seed"]
 
 
-def test_smoke_run_learns_resumes_and_repeats(config, tmp_path, monkeypatch):
-  first = experiment.pretrain(config, tmp_path / "a", progress=False)
+def test_smoke_run_learns_resumes_and_repeats(smoke_config, pretrained, tmp_path, monkeypatch):
+  """`pretrained` is an uninterrupted smoke run; here the same config runs again,
+  is killed after its second checkpoint and resumed: every epoch's metrics and the
+  final numbers equal the uninterrupted run's (so the same config and seed give
+  the same numbers, too)."""
+  config = smoke_config
+  first = json.loads((pretrained / "result.json").read_text())
   assert first["majority"]["micro_f1"] < 0.35
   assert first["micro_f1_mean"] > first["majority"]["micro_f1"] + 0.2  # it learns
-  assert (tmp_path / "a" / "checkpoints").is_dir()
-  lines = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+  lines = (pretrained / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == config.train.max_epochs * config.train.num_seeds
 
-  again = experiment.pretrain(config, tmp_path / "b", progress=False)
-  assert _records(tmp_path / "b") == _records(tmp_path / "a")  # same config and seed
-
-  # kill the run right after its second checkpoint, then resume it
   save = checkpoints.Checkpoints.save
   calls = []
 
@@ -106,17 +103,17 @@ def test_smoke_run_learns_resumes_and_repeats(config, tmp_path, monkeypatch):
 
   monkeypatch.setattr(checkpoints.Checkpoints, "save", save_then_die)
   with pytest.raises(KeyboardInterrupt):
-    experiment.pretrain(config, tmp_path / "c", progress=False)
+    experiment.pretrain(config, tmp_path, progress=False)
   monkeypatch.setattr(checkpoints.Checkpoints, "save", save)
-  assert not (tmp_path / "c" / "result.json").exists()
-  resumed = experiment.pretrain(config, tmp_path / "c", progress=False)
-  assert _records(tmp_path / "c") == _records(tmp_path / "a")
-  assert resumed["micro_f1_mean"] == first["micro_f1_mean"] == again["micro_f1_mean"]
-  lines_c = (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
-  assert sorted(lines_c) == sorted(lines)  # no duplicated or missing epochs
-  tree_a, _ = checkpoints.read(tmp_path / "a")
-  tree_c, _ = checkpoints.read(tmp_path / "c")
-  jax.tree.map(np.testing.assert_array_equal, tree_a["best_params"], tree_c["best_params"])
+  assert not (tmp_path / "result.json").exists()
+  resumed = experiment.pretrain(config, tmp_path, progress=False)
+  assert _records(tmp_path) == _records(pretrained)
+  assert resumed["micro_f1_mean"] == first["micro_f1_mean"]
+  resumed_lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert resumed_lines == lines  # no duplicated or missing epochs, identical values
+  tree_a, _ = checkpoints.read(pretrained)
+  tree_b, _ = checkpoints.read(tmp_path)
+  jax.tree.map(np.testing.assert_array_equal, tree_a["best_params"], tree_b["best_params"])
 
 
 def test_bad_checkpoint_is_a_clear_error(config, tmp_path):

@@ -147,8 +147,7 @@ def train_and_evaluate(config, workdir: str | Path, prepared: Prepared, *, phase
          result.history, force=True)
   ckpt.close()
   test_set = EvalSet.create(test.x_NxWx3, test.y_N, tc.eval_batch_size)
-  predictions = np.asarray(engine.predict(result.best_params, result.best_batch_stats,
-                                          test_set.x_NxWx3))[:, :test_set.n]
+  predictions = engine.predict(result.best_params, result.best_batch_stats, test_set)
   train_rows = (train.y_N if train_index_Sxn is None
                 else train.y_N[np.asarray(train_index_Sxn)[0]])
   majority = metrics.majority_baseline(train_rows, test.y_N, prepared.num_classes)

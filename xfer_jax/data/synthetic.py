@@ -26,7 +26,7 @@ import numpy as np
 
 from xfer_jax.data.recording import DataError, DatasetSpec, RawDataset, Recording
 
-SIMULATOR_VERSION = 1  # bump when the simulated signals change (part of the cache key)
+SIMULATOR_VERSION = 2  # bump when the simulated signals change (part of the cache key)
 STANDARD_GRAVITY = 9.80665
 FOREARM_M = 0.3  # radius of the arm swing seen at the wrist, metres
 
@@ -143,7 +143,8 @@ PRESETS = {
         classes=("sit", "stand", "walk", "run", "cycle"), occurrence_s=(10.0, 25.0)),
     "syn_smoke_b": Preset(
         rate_hz=25.0, num_subjects=4, units="m/s^2", noise_g=0.03, minutes_per_class=0.6,
-        classes=("lie", "sit", "walk", "run"), mount_deg=10.0, occurrence_s=(10.0, 25.0)),
+        classes=("lie", "sit", "walk", "run", "stairs_up"), mount_deg=10.0,
+        occurrence_s=(10.0, 25.0)),
 }
 _TO_G = {"g": 1.0, "milli-g": 1e-3, "m/s^2": 1.0 / STANDARD_GRAVITY}
 

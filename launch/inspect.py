@@ -1,0 +1,76 @@
+"""Shows what a checkpoint holds, what was transferred into it, or how two differ.
+
+  python -m launch.inspect --checkpoint=runs/src                       # parameter tree
+  python -m launch.inspect --checkpoint=runs/adapt --view=transfer     # copy/freeze/init
+  python -m launch.inspect --checkpoint=runs/src --diff=runs/adapt     # side by side
+  ... --format=json                                                    # for scripts
+
+Reads only the checkpoint (orbax arrays + JSON metadata): the experiment's code
+and config need not be importable.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from xfer_jax import checkpoints, console, inspection
+
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "workdir or checkpoints folder",
+                                  required=True)
+_DIFF = flags.DEFINE_string("diff", None, "a second checkpoint to compare against")
+_VIEW = flags.DEFINE_enum("view", "tree", ["tree", "transfer"], "what to show")
+_FORMAT = flags.DEFINE_enum("format", "table", ["table", "json"], "output format")
+_STEP = flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
+
+
+def _print_tree(report):
+  print(f"{report['checkpoint']}: phase {report['phase']}, dataset {report['dataset']}, "
+        f"epoch {report['epoch']}, seeds {report['seeds']}")
+  print(f"classes: {report['class_names']}")
+  rows = [{**r, "shape": "x".join(map(str, r["shape"])) or "()"} for r in report["params"]]
+  print(console.format_table(rows, ["path", "shape", "dtype", "count", "mean", "std", "max_abs"],
+                             floatfmt=".4g"))
+  print("\nsubtotals per group:")
+  print(console.format_table([{"group": g, "count": c} for g, c in report["groups"].items()]))
+  print(console.format_table([{"top": g, "count": c} for g, c in report["top_level"].items()]))
+  print(f"total parameters per seed: {report['total']}")
+  print("\nbatch-norm statistics:")
+  rows = [{**r, "shape": "x".join(map(str, r["shape"]))} for r in report["batch_stats"]]
+  print(console.format_table(rows, ["path", "shape", "mean", "std", "max_abs"], floatfmt=".4g"))
+
+
+def _print_transfer(report):
+  print(f"{report['checkpoint']}: {report['dataset']} adapted on {report['adaptation_size']} "
+        f"windows from {report['source']} ({report['source_dataset']})")
+  print(f"rules: {report['rules']}; batch norm kept frozen in: {report['frozen_bn']}")
+  print(console.format_table(report["labels"], ["path", "action"]))
+  print(f"counts: {report['counts']}")
+
+
+def _print_diff(report):
+  print(f"a = {report['a']} ({report['dataset_a']}), b = {report['b']} ({report['dataset_b']})")
+  print(console.format_table(report["rows"], ["tree", "path", "status", "max_abs_delta",
+                                              "relative_change"], floatfmt=".3g"))
+  print(f"counts: {report['counts']}")
+
+
+def main(argv):
+  del argv
+  try:
+    if _DIFF.value:
+      report, show = inspection.diff_report(_CHECKPOINT.value, _DIFF.value), _print_diff
+    elif _VIEW.value == "transfer":
+      report, show = inspection.transfer_report(_CHECKPOINT.value, _STEP.value), _print_transfer
+    else:
+      report, show = inspection.tree_report(_CHECKPOINT.value, _STEP.value), _print_tree
+  except (checkpoints.CheckpointError, inspection.InspectionError) as e:
+    sys.exit(f"error: {e}")
+  if _FORMAT.value == "json":
+    print(json.dumps(report, indent=1))
+  else:
+    show(report)
+
+
+if __name__ == "__main__":
+  app.run(main)
