@@ -25,6 +25,6 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.train.patience = 0
     config.train.num_seeds = 2
     config.train.batch_size = 64
-    config.train.checkpoint_every = 4
+    config.train.checkpoint_every = 6
     config.adapt.size = 60
   return config
