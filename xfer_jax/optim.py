@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import optax
 from flax import traverse_util
@@ -51,6 +50,3 @@ def l2_penalty(params, l2: float) -> jnp.ndarray:
       total += jnp.sum(jnp.square(layer["kernel"]))
   return l2 * total
 
-
-def learning_rate_at(config: Mapping, step) -> jax.Array:
-  return keras_decay(config["learning_rate"], config["decay"])(step)
