@@ -62,6 +62,7 @@ def train_config() -> ConfigDict:
       seed=0,  # seed s of a run is seed + s
       eval_batch_size=512,
       epoch_loop="auto",  # "device": one compiled call per epoch; "host": a call per batch
+      seed_chunk=0,  # seeds per vmapped call; 0 = auto: 1 on CPU (see Engine), all on GPU/TPU
       checkpoint_every=5,  # epochs between checkpoints (the last epoch always saves)
   ))
 

@@ -2,6 +2,7 @@
 
   python -m launch.prepare --config=configs/paper.py --config.data.data_dir=DATA
   python -m launch.pretrain --config=configs/paper.py --workdir=runs/paper_src
+  python -m launch.sweep --config=configs/paper.py --config.data.data_dir=DATA --workdir=runs/paper
 
 Reads the original files below data_dir (see xfer_jax/data/registry.py); JSI-FOS
 must be brought as jsi_fos.npz in the interchange format.
@@ -24,5 +25,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
   config.train = common.train_config()
   config.transfer = common.transfer_config()
   config.adapt = ConfigDict(dict(size=2087, subset_seed=0, validation="target_val"))
+  # the study's grid (xfer_jax/sweep.py): all 12 ordered pairs, sizes from 20 up to
+  # the smallest train split (0), baseline and 1..3 transferred blocks
+  config.sweep = ConfigDict(dict(pairs=(), sizes=(20, 50, 100, 200, 400, 800, 1600, 0),
+                                 blocks=(1, 2, 3), baseline=True))
   config.lock()
   return config

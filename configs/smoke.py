@@ -2,6 +2,7 @@
 network, few epochs.
 
   python -m launch.prepare --config=configs/smoke.py
+  python -m launch.sweep --config=configs/smoke.py --workdir=runs/smoke
 """
 
 from ml_collections import ConfigDict
@@ -27,4 +28,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.train.batch_size = 64
     config.train.checkpoint_every = 6
     config.adapt.size = 60
+    config.sweep.pairs = ("syn_smoke_a->syn_smoke_b",)
+    config.sweep.sizes = (20, 60)
+    config.sweep.blocks = (1, 2)
   return config

@@ -1,10 +1,20 @@
-"""Training throughput of the default model: windows/s for 1 and S vmapped seeds.
+"""Training and evaluation speed of a config's model against the machine's matmul rate.
 
-  python -m launch.benchmark [--config=configs/paper.py] [--seeds=8] [--steps=5] [--json]
+  python -m launch.benchmark [--config=configs/paper.py] [--seeds=8] [--steps=8] [--json]
+      [--cell_size=1600 --cell_epochs=70]   # also time one adaptation cell
 
-Times, in one process: the first training step (compilation included), then
-`steps` more batches of config.train.batch_size random windows per seed count,
-through the engine's own batch step. Prints a table (or one JSON object).
+All in one process, so ratios hold on a noisy machine:
+- the float32 matmul rate of a large jnp.dot (the machine's practical peak);
+- FLOPs per training window, from XLA's cost analysis of the compiled batch step;
+- train windows/s (per seed-window) for 1 seed and for S seeds, through
+  Engine.epoch with the engine's seed chunks (on CPU one seed per call), and for
+  S seeds in one vmapped call; achieved GFLOP/s and the ratio to the matmul rate;
+- time to the first epoch (compilation), programs compiled in the timed epoch
+  (must be 0), and whether the timed epoch passes jax.transfer_guard("disallow")
+  (no implicit host<->device copies: data stay on the device);
+- evaluation windows/s (Engine.predict), and optionally one adaptation cell:
+  cell_size windows, seeds together, early stopping or cell_epochs.
+Data are random windows; the numbers measure cost, not accuracy.
 """
 
 import json
@@ -17,61 +27,157 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from xfer_jax import console, experiment
-from xfer_jax.train import Batches, seed_keys
+from xfer_jax.runtime import CompileCounter
+from xfer_jax.train import Batches, EvalSet, fit, seed_keys
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/paper.py", "experiment config")
-_SEEDS = flags.DEFINE_integer("seeds", 8, "vmapped seeds to compare with one seed")
-_STEPS = flags.DEFINE_integer("steps", 5, "timed batches after the first")
+_SEEDS = flags.DEFINE_integer("seeds", 8, "seeds trained together, compared with one seed")
+_STEPS = flags.DEFINE_integer("steps", 8, "batches in the timed epoch")
+_EVAL_WINDOWS = flags.DEFINE_integer("eval_windows", 2048, "windows in the timed evaluation")
+_CELL_SIZE = flags.DEFINE_integer("cell_size", 0, "time one adaptation cell of this many "
+                                  "windows (the default grid's 1600); 0 = skip")
+_CELL_EPOCHS = flags.DEFINE_integer("cell_epochs", 70, "the cell's max epochs")
 _JSON = flags.DEFINE_bool("json", False, "print one JSON object")
 NUM_CLASSES = 10
 
 
-def measure(config, num_seeds: int, steps: int) -> dict:
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+  """float32 GFLOP/s of an n x n jnp.dot, best of `repeats`."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  jax.block_until_ready(dot(a, a))
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(dot(a, a))
+    best = min(best, time.perf_counter() - start)
+  return 2 * n ** 3 / best / 1e9
+
+
+def _engine(config, num_seeds: int, seed_chunk: int):
   config = config.copy_and_resolve_references()
   config.train.num_seeds = num_seeds
-  engine = experiment.build_engine(config, NUM_CLASSES)
-  batch = config.train.batch_size
-  rng = np.random.default_rng(0)
-  n = batch * (steps + 1)
+  config.train.seed_chunk = seed_chunk
+  return experiment.build_engine(config, NUM_CLASSES), config
+
+
+def _random_windows(config, n: int, seed: int = 0):
+  rng = np.random.default_rng(seed)
   window = int(round(config.data.window_s * config.data.rate_hz))
-  data = Batches.create(rng.normal(size=(n, window, 3)).astype(np.float32),
-                        rng.integers(0, NUM_CLASSES, n), num_seeds, batch)
+  return rng.normal(size=(n, window, 3)).astype(np.float32), rng.integers(0, NUM_CLASSES, n)
+
+
+def flops_per_window(config) -> float:
+  """XLA's FLOP count of one seed's compiled batch step, per window."""
+  engine, config = _engine(config, 1, 1)
+  batch = config.train.batch_size
+  x, y = _random_windows(config, batch)
+  keys = seed_keys(0, 1)
+  state = engine.abstract_state(1)
+  compiled = engine._host_step.lower(state, jnp.asarray(x), jnp.asarray(y),
+                                     jnp.zeros((1, batch), jnp.int32), 0, batch, keys,
+                                     jnp.zeros(1)).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["flops"]) / batch
+
+
+def measure_training(config, num_seeds: int, seed_chunk: int, steps: int) -> dict:
+  """Windows/s of Engine.epoch: one warm-up epoch (compiles), one timed epoch."""
+  engine, config = _engine(config, num_seeds, seed_chunk)
+  batch = config.train.batch_size
+  x, y = _random_windows(config, batch * steps)
+  data = Batches.create(x, y, num_seeds, batch)
   keys = seed_keys(0, num_seeds)
   start = time.perf_counter()
   state = engine.init(keys)
-  jax.block_until_ready(state)
-  init_s = time.perf_counter() - start
-  rows = engine._order(data.index_SxC, data.n_valid, keys)
-  loss = jnp.zeros(num_seeds)
-  start = time.perf_counter()
-  state, loss = engine._host_step(state, data.x_NxWx3, data.y_N, rows[:, 0], 0, data.n_valid,
-                                  keys, loss)
+  state, loss = engine.epoch(state, data.x_NxWx3, data.y_N, data.index_SxC, data.n_valid, keys)
   jax.block_until_ready(loss)
-  first_step_s = time.perf_counter() - start
+  first_epoch_s = time.perf_counter() - start
+  guard = "ok"
+  with CompileCounter() as compiles:
+    start = time.perf_counter()
+    try:
+      with jax.transfer_guard("disallow"):
+        state, loss = engine.epoch(state, data.x_NxWx3, data.y_N, data.index_SxC, data.n_valid,
+                                   keys)
+        jax.block_until_ready(loss)
+    except Exception as e:  # noqa: BLE001 - report what the guard caught, then time unguarded
+      guard = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+      start = time.perf_counter()
+      state, loss = engine.epoch(state, data.x_NxWx3, data.y_N, data.index_SxC, data.n_valid,
+                                 keys)
+      jax.block_until_ready(loss)
+    elapsed = time.perf_counter() - start
+  windows_per_s = num_seeds * data.n_valid / elapsed
+  return {"seeds": num_seeds, "seed_chunks": len(engine.seed_slices(num_seeds)),
+          "first_epoch_s": first_epoch_s, "epoch_s": elapsed, "windows_per_s": windows_per_s,
+          "per_seed_windows_per_s": windows_per_s / num_seeds,
+          "compiles_in_timed_epoch": compiles.count, "transfer_guard": guard}
+
+
+def measure_eval(config, num_seeds: int, windows: int) -> dict:
+  engine, config = _engine(config, num_seeds, 0)
+  x, y = _random_windows(config, windows, seed=1)
+  data = EvalSet.create(x, y, config.train.eval_batch_size)
+  state = engine.init(seed_keys(0, num_seeds))
+  engine.predict(state.params, state.batch_stats, data)  # compile
   start = time.perf_counter()
-  for i in range(1, steps + 1):
-    state, loss = engine._host_step(state, data.x_NxWx3, data.y_N, rows[:, i], i, data.n_valid,
-                                    keys, loss)
-  jax.block_until_ready(loss)
+  engine.predict(state.params, state.batch_stats, data)
   elapsed = time.perf_counter() - start
-  windows_per_s = num_seeds * batch * steps / elapsed
-  return {"seeds": num_seeds, "init_s": init_s, "first_step_s": first_step_s,
-          "step_s": elapsed / steps, "windows_per_s": windows_per_s,
-          "windows_per_s_per_seed": windows_per_s / num_seeds}
+  return {"eval_windows": windows, "eval_s": elapsed,
+          "eval_windows_per_s_per_seed": windows / elapsed}
+
+
+def measure_cell(config, num_seeds: int, size: int, max_epochs: int) -> dict:
+  """One adaptation cell: `size` windows, seeds together, early stopping on a val set."""
+  engine, config = _engine(config, num_seeds, 0)
+  x, y = _random_windows(config, size + 512, seed=2)
+  train = Batches.create(x[:size], y[:size], num_seeds, config.train.batch_size)
+  val = EvalSet.create(x[size:], y[size:], config.train.eval_batch_size)
+  keys = seed_keys(0, num_seeds)
+  start = time.perf_counter()
+  result = fit(engine, engine.init(keys), train, val, keys, max_epochs=max_epochs,
+               patience=config.train.patience, progress=False)
+  return {"cell_windows": size, "cell_seeds": num_seeds, "cell_s": time.perf_counter() - start,
+          "cell_epochs": max(result.stopping.epochs)}
+
+
+def run(config, seeds: int, steps: int, eval_windows: int, cell_size: int, cell_epochs: int) -> dict:
+  peak = matmul_gflops()
+  flops = flops_per_window(config)
+  rows = [measure_training(config, 1, 0, steps), measure_training(config, seeds, 0, steps)]
+  if rows[1]["seed_chunks"] > 1:  # also S seeds in one vmapped call (the GPU/TPU default)
+    rows.append(measure_training(config, seeds, seeds, steps))
+  for r in rows:
+    r["gflops"] = r["windows_per_s"] * flops / 1e9
+    r["of_matmul_rate"] = r["gflops"] / peak
+  out = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+         "model": config.model.to_dict(), "batch_size": config.train.batch_size,
+         "matmul_gflops": peak, "train_flops_per_window": flops, "training": rows,
+         "per_seed_speed_S_vs_1": rows[1]["per_seed_windows_per_s"] / rows[0]["windows_per_s"],
+         **measure_eval(config, seeds, eval_windows)}
+  if cell_size:
+    out.update(measure_cell(config, seeds, cell_size, cell_epochs))
+  return out
 
 
 def main(argv):
   del argv
-  config = _CONFIG.value
-  rows = [measure(config, s, _STEPS.value) for s in sorted({1, _SEEDS.value})]
-  result = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-            "batch_size": config.train.batch_size, "model": config.model.to_dict(),
-            "results": rows}
+  out = run(_CONFIG.value, _SEEDS.value, _STEPS.value, _EVAL_WINDOWS.value, _CELL_SIZE.value,
+            _CELL_EPOCHS.value)
   if _JSON.value:
-    print(json.dumps(result, default=list))
-  else:
-    print(f"{result['backend']}: {result['devices']}, batch {result['batch_size']}")
-    print(console.format_table(rows, floatfmt=".3g"))
+    print(json.dumps(out, default=list))
+    return
+  print(f"{out['backend']} {out['devices']}: matmul {out['matmul_gflops']:.1f} GFLOP/s; "
+        f"{out['train_flops_per_window'] / 1e6:.1f} MFLOP per training window; "
+        f"batch {out['batch_size']}")
+  print(console.format_table(out["training"], floatfmt=".3g"))
+  print(f"S seeds vs 1, per seed-window: {out['per_seed_speed_S_vs_1']:.2f}x; evaluation "
+        f"{out['eval_windows_per_s_per_seed']:.0f} windows/s per seed")
+  if "cell_s" in out:
+    print(f"adaptation cell: {out['cell_windows']} windows x {out['cell_seeds']} seeds, "
+          f"{out['cell_epochs']} epochs in {out['cell_s']:.1f} s")
 
 
 if __name__ == "__main__":

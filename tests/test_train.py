@@ -21,10 +21,14 @@ def prepared(config):
   return prepare(config.source, config.data)
 
 
-def _train(config, prepared, keys, epochs, capacity=None, index=None, loop="host"):
+def _train(config, prepared, keys, epochs, capacity=None, index=None, loop="host", seed_chunk=0,
+           engine_out=None):
   config = config.copy_and_resolve_references()
   config.train.epoch_loop = loop
+  config.train.seed_chunk = seed_chunk
   engine = experiment.build_engine(config, prepared.num_classes)
+  if engine_out is not None:
+    engine_out.append(engine)
   train = prepared.splits["train"]
   batches = Batches.create(train.x_NxWx3, train.y_N, len(keys), config.train.batch_size,
                            index, capacity)
@@ -41,11 +45,29 @@ def _close(a, b, tol=1e-5):
 
 
 def test_vmapped_seeds_equal_each_seed_alone(config, prepared):
-  together = _train(config, prepared, seed_keys(0, 2), epochs=2)
+  together = _train(config, prepared, seed_keys(0, 2), epochs=2, seed_chunk=2)  # one vmapped call
   alone = _train(config, prepared, seed_keys(1, 1), epochs=2)  # seed 1 by itself
   _close(jax.tree.map(lambda a: a[1], together.params), jax.tree.map(lambda a: a[0], alone.params))
   _close(jax.tree.map(lambda a: a[1], together.batch_stats),
          jax.tree.map(lambda a: a[0], alone.batch_stats))
+
+
+def test_seed_chunks_match_one_vmapped_call(config, prepared):
+  """CPU's default (one seed per call) and GPU's (all seeds in one call) agree in
+  training, evaluation and prediction."""
+  engines = []
+  chunked = _train(config, prepared, seed_keys(0, 2), epochs=1, seed_chunk=1, engine_out=engines)
+  vmapped = _train(config, prepared, seed_keys(0, 2), epochs=1, seed_chunk=2, engine_out=engines)
+  assert [e.seed_slices(2) for e in engines] == [((0, 1), (1, 2)), ((0, 2),)]
+  _close(chunked.params, vmapped.params)
+  _close(chunked.batch_stats, vmapped.batch_stats)
+  val = prepared.splits["val"]
+  data = EvalSet.create(val.x_NxWx3, val.y_N, config.train.eval_batch_size)
+  outs = [e.evaluate(chunked.params, chunked.batch_stats, data) for e in engines]
+  _close(outs[0], outs[1])
+  predictions = [e.predict(chunked.params, chunked.batch_stats, data) for e in engines]
+  assert predictions[0].shape == (2, len(val.y_N))
+  np.testing.assert_array_equal(predictions[0], predictions[1])
 
 
 def test_padding_with_masked_rows_changes_nothing(config, prepared):

@@ -29,6 +29,18 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
   return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, body)])
 
 
+def format_markdown(rows: Sequence[dict], columns: Sequence[str] | None = None,
+                    floatfmt: str = ".3f") -> str:
+  """A Markdown table of dict rows."""
+  if not rows:
+    return "(empty)"
+  columns = list(columns or rows[0].keys())
+  cell = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+  return "\n".join(lines)
+
+
 class Progress:
   """A one-line progress bar with ETA on stderr."""
 

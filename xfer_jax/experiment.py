@@ -46,7 +46,7 @@ def build_engine(config, num_classes: int, param_labels=None, frozen_bn=()) -> E
       sorted(traverse_util.flatten_dict(param_labels, sep="/").items()))
   key = json.dumps([config.model.to_dict(), config.optim.to_dict(), config.data.rate_hz,
                     config.data.window_s, config.train.batch_size, config.train.eval_batch_size,
-                    loop, num_classes, labels, sorted(frozen_bn)],
+                    loop, config.train.seed_chunk, num_classes, labels, sorted(frozen_bn)],
                    sort_keys=True, default=str)
   return _cached_engine(key)
 
@@ -54,13 +54,14 @@ def build_engine(config, num_classes: int, param_labels=None, frozen_bn=()) -> E
 @functools.lru_cache(maxsize=64)
 def _cached_engine(key: str) -> Engine:
   (model_config, optim_config, rate_hz, window_s, batch_size, eval_batch_size, epoch_loop,
-   num_classes, labels, frozen_bn) = json.loads(key)
+   seed_chunk, num_classes, labels, frozen_bn) = json.loads(key)
   model = build_model(model_config, num_classes, rate_hz, frozen_bn)
   param_labels = None if labels is None else traverse_util.unflatten_dict(
       dict(labels), sep="/")
   return Engine(model, make_optimizer(optim_config, param_labels), l2=optim_config["l2"],
                 batch_size=batch_size, eval_batch_size=eval_batch_size,
-                window_shape=(int(round(window_s * rate_hz)), 3), epoch_loop=epoch_loop)
+                window_shape=(int(round(window_s * rate_hz)), 3), epoch_loop=epoch_loop,
+                seed_chunk=seed_chunk)
 
 
 def check_trainable(prepared: Prepared, batch_size: int, n_train: int | None = None) -> None:
@@ -88,7 +89,7 @@ def _truncate_metrics(path: Path, phase: str, last_epoch: int) -> None:
   write_text(path, "".join(k + "\n" for k in kept))
 
 
-def train_and_evaluate(config, workdir: str | Path, prepared: Prepared, *, phase: str,
+def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *, phase: str,
                        train_index_Sxn: np.ndarray | None = None, capacity: int | None = None,
                        engine: Engine | None = None, param_labels=None, frozen_bn=(),
                        init_state: Callable[[Engine, Any], Any] | None = None,
@@ -96,9 +97,8 @@ def train_and_evaluate(config, workdir: str | Path, prepared: Prepared, *, phase
   """Trains config.train.num_seeds seeds on prepared's train split (or per-seed rows
   train_index_Sxn of it), early-stopping on its val split, resuming from
   workdir/checkpoints when present; returns per-seed test scores of the best
-  parameters. init_state(engine, keys) builds the initial state (transfer)."""
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  parameters. init_state(engine, keys) builds the initial state (transfer).
+  workdir=None trains in memory only (a sweep's cells: their records are the output)."""
   tc = config.train
   check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1)
   engine = engine or build_engine(config, prepared.num_classes, param_labels, frozen_bn)
@@ -108,13 +108,18 @@ def train_and_evaluate(config, workdir: str | Path, prepared: Prepared, *, phase
   batches = Batches.create(train.x_NxWx3, train.y_N, tc.num_seeds, tc.batch_size,
                            train_index_Sxn, capacity)
   val_set = EvalSet.create(val.x_NxWx3, val.y_N, tc.eval_batch_size)
-  ckpt = checkpoints.Checkpoints(workdir / "checkpoints")
   meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
           "seeds": seeds, "config": json.loads(config.to_json_best_effort()),
           **(extra_meta or {})}
-  metrics_path = workdir / "metrics.jsonl"
   start_epoch, best, stopping = 0, None, None
-  if ckpt.latest_step() is not None:
+  if workdir is None:
+    ckpt = metrics_path = None
+  else:
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt = checkpoints.Checkpoints(workdir / "checkpoints")
+    metrics_path = workdir / "metrics.jsonl"
+  if ckpt is not None and ckpt.latest_step() is not None:
     state, best, saved = checkpoints.restore_train_state(ckpt.directory,
                                                          engine.abstract_state(tc.num_seeds))
     if saved.get("phase") != phase or saved.get("seeds") != seeds:
@@ -127,12 +132,13 @@ def train_and_evaluate(config, workdir: str | Path, prepared: Prepared, *, phase
     logging.info("resuming %s from epoch %d", phase, start_epoch)
   else:
     state = init_state(engine, keys) if init_state else engine.init(keys)
-    if metrics_path.exists():
+    if metrics_path is not None and metrics_path.exists():
       _truncate_metrics(metrics_path, phase, -1)
-  write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
+  if workdir is not None:
+    write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
 
   def save(epoch, state, best, stopping, history, force=False):
-    if force or (epoch + 1) % tc.checkpoint_every == 0:
+    if ckpt is not None and (force or (epoch + 1) % tc.checkpoint_every == 0):
       ckpt.save(epoch, checkpoints.state_tree(state, *best),
                 {**meta, "epoch": epoch, "stopping": dataclasses.asdict(stopping)})
 
@@ -142,10 +148,11 @@ def train_and_evaluate(config, workdir: str | Path, prepared: Prepared, *, phase
                metrics_path=metrics_path, on_epoch_end=save, label=phase, seeds=seeds,
                progress=progress)
   last = max(result.stopping.epochs) - 1
-  if last >= 0 and ckpt.latest_step() != last:
-    save(last, result.state, (result.best_params, result.best_batch_stats), result.stopping,
-         result.history, force=True)
-  ckpt.close()
+  if ckpt is not None:
+    if last >= 0 and ckpt.latest_step() != last:
+      save(last, result.state, (result.best_params, result.best_batch_stats), result.stopping,
+           result.history, force=True)
+    ckpt.close()
   test_set = EvalSet.create(test.x_NxWx3, test.y_N, tc.eval_batch_size)
   predictions = engine.predict(result.best_params, result.best_batch_stats, test_set)
   train_rows = (train.y_N if train_index_Sxn is None
@@ -163,7 +170,8 @@ def train_and_evaluate(config, workdir: str | Path, prepared: Prepared, *, phase
       "majority": majority, "per_seed": per_seed, "wall_s": time.monotonic() - t0,
       **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")},
       **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")}}
-  write_text(workdir / "result.json", json.dumps(summary, indent=2))
+  if workdir is not None:
+    write_text(workdir / "result.json", json.dumps(summary, indent=2))
   return summary
 
 
@@ -186,7 +194,7 @@ def load_source(source_dir: str | Path) -> tuple[dict, dict, dict]:
   return tree["best_params"], tree["best_batch_stats"], meta
 
 
-def adapt(config, workdir: str | Path, source_dir: str | Path | None = None, *,
+def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = None, *,
           size: int | None = None, capacity: int | None = None, progress: bool = True,
           prepared: Prepared | None = None, source: tuple | None = None) -> dict:
   """Adapts a target model (config.target) on an adaptation subset of its train
@@ -233,7 +241,7 @@ def adapt(config, workdir: str | Path, source_dir: str | Path | None = None, *,
       stats = transfer.merge(fresh.batch_stats, pick(src_stats), stats_labels, "batch stats")
       params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
       stats = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), stats)
-      return TrainState(params, stats, jax.vmap(engine.tx.init)(params))
+      return TrainState(params, stats, engine.init_opt_state(params))
 
   return train_and_evaluate(config, workdir, prepared, phase="adapt", train_index_Sxn=rows,
                             capacity=capacity, engine=engine, init_state=init_state,

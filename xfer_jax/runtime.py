@@ -22,3 +22,33 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return directory
+
+
+class CompileCounter:
+  """Counts programs JAX lowers for XLA while active (jit cache misses).
+
+  A lowering is counted whether or not the persistent cache then spares the
+  backend compile, so the count says how many distinct programs a run needed:
+  cells of a sweep that share model shapes must not add any.
+
+    with CompileCounter() as counter:
+      ...
+    counter.count
+  """
+
+  def __init__(self):
+    self.count = 0
+    self.names: list[str] = []
+
+  def _listener(self, event: str, duration: float, **kwargs) -> None:
+    del duration
+    if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+      self.count += 1
+      self.names.append(str(kwargs.get("fun_name", "?")))
+
+  def __enter__(self) -> CompileCounter:
+    jax.monitoring.register_event_duration_secs_listener(self._listener)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    jax.monitoring.unregister_event_duration_listener(self._listener)

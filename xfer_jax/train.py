@@ -104,7 +104,8 @@ class Engine:
   """
 
   def __init__(self, model, tx: optax.GradientTransformation, *, l2: float, batch_size: int,
-               eval_batch_size: int, window_shape=(100, 3), epoch_loop: str = "auto"):
+               eval_batch_size: int, window_shape=(100, 3), epoch_loop: str = "auto",
+               seed_chunk: int = 0):
     self.model, self.tx, self.l2 = model, tx, l2
     self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
     self.window_shape = tuple(window_shape)
@@ -115,16 +116,30 @@ class Engine:
     if epoch_loop not in ("host", "device"):
       raise ValueError(f"epoch_loop {epoch_loop!r}: expected 'auto', 'host' or 'device'")
     self.epoch_loop = epoch_loop
-    self.init = jax.jit(jax.vmap(self._init_one))
+    if seed_chunk < 0:
+      raise ValueError(f"seed_chunk={seed_chunk}: expected 0 (auto) or a positive chunk size")
+    # Seeds per vmapped call. XLA:CPU runs seed-batched convolutions as grouped
+    # convolutions several times slower per window than one seed's, so on CPU
+    # the same vmapped programs take one seed at a time (docs/performance.md).
+    self.seed_chunk = seed_chunk or (1 if jax.default_backend() == "cpu" else 0)
+    # Programs run once per run or per epoch compile without LLVM optimisation on
+    # CPU: XLA:CPU spends most of a compile there (init: 70 s -> 19 s for the demo
+    # network) and these programs are cheap to run either way. The hot programs
+    # (batch step, evaluation) keep the default.
+    once = ({"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None)
+    self.init = jax.jit(jax.vmap(self._init_one), compiler_options=once)
+    self._split = jax.jit(_split_seeds, static_argnums=1, compiler_options=once)
+    self._join = jax.jit(_join_seeds, compiler_options=once)
     self._device_epoch = jax.jit(
         jax.vmap(self._epoch_one, in_axes=(0, None, None, 0, None, 0)), donate_argnums=0)
-    self._order = jax.jit(jax.vmap(self._order_one, in_axes=(0, None, 0)))
+    self._order = jax.jit(jax.vmap(self._order_one, in_axes=(0, None, 0)), compiler_options=once)
     self._host_step = jax.jit(
         jax.vmap(self._batch_step, in_axes=(0, None, None, 0, None, None, 0, 0)),
         donate_argnums=(0, 7))
     # one program for any evaluation set: fixed-size chunks driven from the host
     self._eval_chunk_S = jax.jit(jax.vmap(self._eval_chunk, in_axes=(0, 0, None, None, None)))
-    self.keep_best = jax.jit(_keep_best)
+    self.keep_best = jax.jit(_keep_best, compiler_options=once)
+    self.init_opt_state = jax.jit(jax.vmap(tx.init), compiler_options=once)
 
   # -- single-seed functions, vmapped above ---------------------------------------------
 
@@ -184,13 +199,33 @@ class Engine:
     state, loss_sum = jax.lax.fori_loop(0, num_batches, body, (state, jnp.zeros(())))
     return state, loss_sum / n_valid
 
+  def seed_slices(self, num_seeds: int) -> tuple[tuple[int, int], ...]:
+    """(start, stop) of each chunk of seeds that one vmapped call trains."""
+    chunk = self.seed_chunk or num_seeds
+    return tuple((a, min(a + chunk, num_seeds)) for a in range(0, num_seeds, chunk))
+
+  def _per_chunk(self, fn, keys_S, seeded, *shared):
+    """fn(*seeded_chunk, *shared) per seed chunk; per-seed outputs joined on axis 0.
+    seeded: a tuple of arrays/pytrees with a leading seed axis."""
+    slices = self.seed_slices(len(keys_S))
+    if len(slices) == 1:
+      return fn(*seeded, *shared)
+    parts = self._split(seeded, slices)
+    return self._join([fn(*part, *shared) for part in parts])
+
   def epoch(self, state: TrainState, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
     """Trains every seed for one epoch; returns (state, mean train loss per seed).
 
     "device": the batch loop runs inside one compiled call. "host": the same
     batch step, compiled once for any capacity, is called per batch from Python;
-    identical numbers.
+    identical numbers. Seeds go seed_chunk at a time (each chunk vmapped).
     """
+    return self._per_chunk(
+        lambda state, index_SxC, keys_S: self._epoch_chunk(state, x_NxWx3, y_N, index_SxC,
+                                                           n_valid, keys_S),
+        keys_S, (state, index_SxC, keys_S))
+
+  def _epoch_chunk(self, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
     if self.epoch_loop == "device":
       return self._device_epoch(state, x_NxWx3, y_N, index_SxC, n_valid, keys_S)
     rows_SxKxB = self._order(index_SxC, n_valid, keys_S)
@@ -211,24 +246,37 @@ class Engine:
     w = mask_B.astype(jnp.float32)
     return jnp.sum(ce * w), jnp.sum((predictions == y_B) * w), predictions
 
-  def _chunks(self, params_S, stats_S, data: EvalSet):
-    """Runs the one compiled chunk program over an EvalSet of any size."""
+  def _eval_rows(self, params_S, stats_S, data: EvalSet):
+    """(summed cross-entropy, correct count, predictions (S, rows)) over an EvalSet of
+    any size, by the one compiled program of eval_batch_size rows."""
     size = self.eval_batch_size
+    ce, correct, predictions = 0.0, 0.0, []
     for start in range(0, data.x_NxWx3.shape[0], size):
-      yield self._eval_chunk_S(params_S, stats_S, data.x_NxWx3[start:start + size],
-                               data.y_N[start:start + size], data.mask_N[start:start + size])
+      chunk = self._eval_chunk_S(params_S, stats_S, data.x_NxWx3[start:start + size],
+                                 data.y_N[start:start + size], data.mask_N[start:start + size])
+      ce, correct = ce + chunk[0], correct + chunk[1]
+      predictions.append(chunk[2])
+    return ce, correct, jnp.concatenate(predictions, axis=1)
 
   def evaluate(self, params_S, stats_S, data: EvalSet):
     """Per seed: mean cross-entropy and accuracy over the real rows."""
-    ce, correct = jnp.zeros(()), jnp.zeros(())
-    for chunk_ce, chunk_correct, _ in self._chunks(params_S, stats_S, data):
-      ce, correct = ce + chunk_ce, correct + chunk_correct
+    ce, correct, _ = self._per_chunk(self._eval_rows, jax.tree.leaves(params_S)[0],
+                                     (params_S, stats_S), data)
     return ce / data.n, correct / data.n
 
   def predict(self, params_S, stats_S, data: EvalSet) -> np.ndarray:
     """Predicted classes (S, n) of the real rows."""
-    parts = [p for _, _, p in self._chunks(params_S, stats_S, data)]
-    return np.concatenate([np.asarray(p) for p in parts], axis=1)[:, :data.n]
+    _, _, predictions = self._per_chunk(self._eval_rows, jax.tree.leaves(params_S)[0],
+                                        (params_S, stats_S), data)
+    return np.asarray(predictions)[:, :data.n]
+
+
+def _split_seeds(tree, slices):
+  return [jax.tree.map(lambda a, a0=a0, a1=a1: a[a0:a1], tree) for a0, a1 in slices]
+
+
+def _join_seeds(parts):
+  return jax.tree.map(lambda *chunks: jnp.concatenate(chunks), *parts)
 
 
 def _keep_best(best: tuple, state: TrainState, improved_S):

@@ -37,6 +37,19 @@ def _batch_norm(name: str, frozen: bool, train: bool):
                       epsilon=BN_EPSILON, name=name)
 
 
+def max_pool(x_BxLxC, size: int):
+  """Non-overlapping max-pool over the length axis (a trailing remainder is dropped,
+  like nn.max_pool with VALID padding).
+
+  A reshape and a max rather than nn.max_pool: the gradient of lax.reduce_window
+  is a select-and-scatter that XLA:CPU runs, once seeds are vmapped, as an
+  index-building reduce-window plus a scatter (docs/performance.md). The values
+  are identical; so are the gradients, except between exactly tied maxima."""
+  B, L, C = x_BxLxC.shape
+  kept = L // size * size
+  return x_BxLxC[:, :kept].reshape(B, kept // size, size, C).max(axis=2)
+
+
 class ResidualBlock(nn.Module):
   filters: int
   layers: int
@@ -57,8 +70,7 @@ class ResidualBlock(nn.Module):
     if shortcut.shape[-1] != self.filters:
       shortcut = nn.Conv(self.filters, (1,), use_bias=False, name="shortcut_conv")(shortcut)
       shortcut = _batch_norm("shortcut_bn", self.frozen_bn, train)(shortcut, mask=mask_Bx1x1)
-    x = nn.relu(x + shortcut)
-    return nn.max_pool(x, (self.pool_size,), strides=(self.pool_size,))
+    return max_pool(nn.relu(x + shortcut), self.pool_size)
 
 
 class Temporal(nn.Module):

@@ -1,0 +1,30 @@
+"""The paper's grid on four real wrist-accelerometer datasets (shared/data).
+
+  python -m launch.prepare --config=configs/real.py --config.data.data_dir=DATA
+  python -m launch.sweep --config=configs/real.py --config.data.data_dir=DATA --workdir=runs/real
+
+DATA holds the interchange files wisdm2019_watch.npz, hmp_wrist.npz,
+actrectut_arm.npz and berkeley_mhad_wrist.npz (or set $XFER_JAX_DATA_DIR).
+All 12 ordered pairs; adaptation sizes 20, 50, 100, 200, 400 and the smallest
+train split (0); baseline and 1..3 transferred blocks; 3 seeds; the default
+network and protocol of configs/paper.py, unchanged. Splits follow
+config.data.split_rule="auto": subject-disjoint 40/10/50 for WISDM (46
+subjects), HMP (16) and Berkeley MHAD (12); ActRecTut's 2 subjects get the
+occurrence split. ActRecTut keeps its NULL class (as Skoda/OPPORTUNITY-style
+continuous recordings do); Berkeley MHAD is clipped to +-2 g (registry.py).
+"""
+
+from ml_collections import ConfigDict
+
+from configs import paper
+
+
+def get_config(arg: str | None = None) -> ConfigDict:
+  config = paper.get_config(arg)
+  with config.unlocked():
+    config.datasets = ("wisdm2019", "hmp", "actrectut", "berkeley_mhad")
+    config.source = "wisdm2019"
+    config.target = "hmp"
+    config.adapt.size = 400
+    config.sweep.sizes = (20, 50, 100, 200, 400, 0)
+  return config

@@ -1,0 +1,152 @@
+"""The grid: expansion, task slices, resumable records, refusing other grids, the report."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from configs import paper, smoke
+from xfer_jax import report, results, sweep
+
+SMOKE_SIZES = {"syn_smoke_a": 129, "syn_smoke_b": 114}
+
+
+def test_paper_grid_has_every_pair_size_and_block():
+  config = paper.get_config()
+  train_sizes = {"skoda": 5000, "opportunity": 2087, "pamap2": 9000, "jsi_fos": 4000}
+  cells = sweep.expand(config, train_sizes)
+  assert len(sweep.pairs(config)) == 12
+  sizes = sorted({c.size for c in cells})
+  assert sizes == [20, 50, 100, 200, 400, 800, 1600, 2087]  # 0 = the smallest train split
+  # per target and size: one baseline + 3 sources x 3 block counts
+  assert len(cells) == 4 * len(sizes) * (1 + 3 * 3)
+  assert sum(c.source is None for c in cells) == 4 * len(sizes)
+  assert len(set(cells)) == len(cells)
+
+
+def test_task_slices_are_disjoint_and_cover_the_grid():
+  cells = sweep.expand(paper.get_config(), {"skoda": 900, "opportunity": 900, "pamap2": 900,
+                                            "jsi_fos": 900})
+  slices = [sweep.task_slice(cells, i, 7) for i in range(7)]
+  flat = [c for s in slices for c in s]
+  assert sorted(flat, key=str) == sorted(cells, key=str) and len(flat) == len(set(flat))
+  assert max(map(len, slices)) - min(map(len, slices)) <= 1
+  assert sweep.task_slice(cells, 2, 7) == slices[2]  # deterministic
+  for bad in [(7, 7), (-1, 3), (0, 0)]:
+    with pytest.raises(sweep.SweepError, match="task_index"):
+      sweep.task_slice(cells, *bad)
+
+
+def test_bad_grids_name_the_field():
+  config = smoke.get_config()
+  config.sweep.blocks = (1, 3)
+  with pytest.raises(sweep.SweepError, match=r"sweep.blocks.*\[3\].*num_blocks"):
+    sweep.expand(config, SMOKE_SIZES)
+  config = smoke.get_config()
+  config.sweep.pairs = ("syn_smoke_a->syn_smoke_a",)
+  with pytest.raises(sweep.SweepError, match="syn_smoke_a->syn_smoke_a"):
+    sweep.pairs(config)
+
+
+def _record(**kw):
+  base = {"config_key": "k", "target": "t", "source": None, "size": 20, "blocks": 0, "seed": 0,
+          "micro_f1": 0.5, "macro_f1": 0.4, "majority_micro_f1": 0.2, "majority_macro_f1": 0.05,
+          "mode": "baseline", "task": "0/1"}
+  return {**base, **kw}
+
+
+def test_truncated_last_line_is_skipped_then_repaired(tmp_path, caplog):
+  path = tmp_path / "results.jsonl"
+  results.append(path, [_record(seed=0), _record(seed=1)])
+  with open(path, "a") as f:
+    f.write(json.dumps(_record(seed=2))[:25])  # killed mid-write
+  with caplog.at_level(logging.WARNING):
+    assert [r["seed"] for r in results.read(path)] == [0, 1]
+  assert "truncated" in caplog.text
+  results.repair(path)
+  results.append(path, [_record(seed=2)])
+  assert [r["seed"] for r in results.read(path)] == [0, 1, 2]
+
+
+def test_a_workdir_refuses_another_grid(tmp_path):
+  config = smoke.get_config()
+  results.claim_grid(tmp_path, results.grid_fields(config))
+  results.claim_grid(tmp_path, results.grid_fields(config))  # the same grid: fine
+  config.train.max_epochs = 99
+  config.sweep.sizes = (20,)
+  with pytest.raises(results.ResultsError, match=r"sweep.sizes.*train.max_epochs"):
+    results.claim_grid(tmp_path, results.grid_fields(config))
+  config = smoke.get_config()
+  config.train.checkpoint_every = 1  # bookkeeping, not part of the grid
+  results.claim_grid(tmp_path, results.grid_fields(config))
+
+
+def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
+  records = []
+  for seed, (base, transfer) in enumerate([(0.40, 0.55), (0.50, 0.60), (0.45, 0.50)]):
+    records.append(_record(seed=seed, micro_f1=base))
+    records.append(_record(seed=seed, source="s", blocks=1, micro_f1=transfer,
+                           mode="freeze_k_copy_rest"))
+  run = tmp_path / "run"
+  run.mkdir()
+  results.append(run / "results.jsonl", records)
+  written = report.write(run, [run])
+  rows = {(r["source"], r["blocks"]): r for r in report.aggregate(records)}
+  assert rows[("baseline", 0)]["micro_f1_mean"] == pytest.approx(0.45)
+  assert rows[("baseline", 0)]["micro_f1_std"] == pytest.approx(np.std([0.4, 0.5, 0.45], ddof=1))
+  assert rows[("s", 1)]["micro_f1_gain"] == pytest.approx(0.55 - 0.45)
+  csv_lines = open(written["csv"]).read().splitlines()
+  assert len(csv_lines) == 3 and csv_lines[0].startswith("target,source,size,blocks,n,")
+  assert "| t | s | 10.0 |" in open(written["summary"]).read()
+  assert open(written["heatmaps"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+  assert (run / "report" / "heatmaps_t.png").exists()
+  # two workdirs of different grids are refused by field
+  other = tmp_path / "other"
+  config = smoke.get_config()
+  results.claim_grid(run, results.grid_fields(config))
+  config.train.num_seeds = 5
+  results.claim_grid(other, results.grid_fields(config))
+  results.append(other / "results.jsonl",
+                 [_record(config_key=results.read_grid(other)["config_key"])])
+  (run / "results.jsonl").write_text("".join(
+      json.dumps({**r, "config_key": results.read_grid(run)["config_key"]}) + "\n" for r in records))
+  with pytest.raises(results.ResultsError, match="train.num_seeds"):
+    report.write(tmp_path, [run, other])
+
+
+def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, tmp_path):
+  """Two disjoint task slices cover the grid; a rerun skips every recorded cell;
+  rerunning cells in a process that has run their shapes compiles nothing."""
+  config = smoke_config.copy_and_resolve_references()
+  config.train.max_epochs = 3
+  workdir = tmp_path / "sweep"
+  first = [sweep.run(config, workdir, task_index=i, num_tasks=2, progress=False)
+           for i in range(2)]
+  assert [s["cells_run"] for s in first] == [3, 3]
+  records, _ = results.load([workdir])
+  assert len(records) == 6 * config.train.num_seeds
+  assert not results.check_overlap(records)
+  assert {r["task"] for r in records} == {"0/2", "1/2"}
+  assert all(0.0 <= r["micro_f1"] <= 1.0 and r["epochs"] >= 1 for r in records)
+  assert sweep.run(config, workdir, task_index=0, num_tasks=2, progress=False)["cells_run"] == 0
+  for path in results.results_files(workdir):
+    path.unlink()
+  again = sweep.run(config, workdir, progress=False)
+  assert again["cells_run"] == 6
+  assert again["compilations"] == 0
+  rerun, _ = results.load([workdir / "results.jsonl"])
+  key = lambda r: results.record_id(r)
+  assert ({key(r): r["micro_f1"] for r in rerun} == {key(r): r["micro_f1"] for r in records})
+  written = report.write(workdir, [workdir])
+  assert len(open(written["csv"]).read().splitlines()) == 1 + 6
+
+
+def test_slurm_array_environment_selects_the_slice():
+  assert sweep.task_from_env({}) is None
+  env = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "8"}
+  assert sweep.task_from_env(env) == (4, 8)  # --array=1-8: the fifth task is slice 4
+  assert sweep.task_from_env({"SLURM_ARRAY_TASK_ID": "3",
+                              "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
+  with pytest.raises(sweep.SweepError, match="SLURM_ARRAY_TASK_COUNT"):
+    sweep.task_from_env({"SLURM_ARRAY_TASK_ID": "3"})

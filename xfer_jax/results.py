@@ -1,0 +1,180 @@
+"""A sweep's records: one JSON line per (cell, seed), appended, never rewritten.
+
+Records are appended with one `os.write` per cell on an O_APPEND descriptor and
+fsynced, so a finished cell is on disk before the next starts. A process killed
+mid-write leaves at most a truncated last line: `read` skips it with a warning
+(and `repair` cuts it off before appending), never dropping a complete record.
+
+Every record carries the sweep's `config_key`; a workdir also keeps the grid's
+config in sweep.json, so records of different grids are refused by name of the
+fields that differ, not silently merged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from xfer_jax.data.atomic import write_text
+
+RESULTS_GLOB = "results*.jsonl"
+GRID_FILE = "sweep.json"
+# Config fields that do not change a cell's numbers (bookkeeping, resumption).
+NOT_IN_GRID = ("adapt.size", "train.checkpoint_every", "train.epoch_loop", "train.eval_batch_size",
+               "train.seed_chunk",
+               "data.cache_dir", "data.data_dir", "source", "target", "transfer.blocks")
+
+
+class ResultsError(ValueError):
+  """Results that cannot be used as asked; the message names the file or fields."""
+
+
+def flat_fields(tree: Mapping, prefix: str = "") -> dict[str, object]:
+  out = {}
+  for key, value in tree.items():
+    path = f"{prefix}{key}"
+    if isinstance(value, Mapping):
+      out.update(flat_fields(value, path + "."))
+    else:
+      out[path] = list(value) if isinstance(value, tuple) else value
+  return out
+
+
+def grid_fields(config) -> dict[str, object]:
+  """The fields of a config that decide a sweep's numbers, flattened 'a.b' -> value."""
+  fields = flat_fields(json.loads(config.to_json_best_effort()))
+  return {k: v for k, v in sorted(fields.items()) if k not in NOT_IN_GRID}
+
+
+def config_key(fields: Mapping[str, object]) -> str:
+  return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def differing_fields(a: Mapping[str, object], b: Mapping[str, object]) -> list[str]:
+  return sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
+
+
+def describe_differences(a: Mapping, b: Mapping, names=("this", "that")) -> str:
+  return "; ".join(f"{k}: {names[0]} {a.get(k, '<absent>')!r} vs {names[1]} {b.get(k, '<absent>')!r}"
+                   for k in differing_fields(a, b))
+
+
+def claim_grid(workdir: Path, fields: Mapping[str, object]) -> None:
+  """Writes workdir/sweep.json, or checks that the one there describes this grid."""
+  path = workdir / GRID_FILE
+  if path.exists():
+    saved = json.loads(path.read_text())["fields"]
+    if saved != dict(fields):
+      raise ResultsError(
+          f"{path}: this workdir holds results of a different grid config ("
+          f"{describe_differences(saved, fields, ('saved', 'given'))}); use another workdir "
+          "or the saved config")
+    return
+  write_text(path, json.dumps({"config_key": config_key(fields), "fields": dict(fields)},
+                              indent=2))
+
+
+def read_grid(workdir: Path) -> dict | None:
+  path = workdir / GRID_FILE
+  return json.loads(path.read_text()) if path.exists() else None
+
+
+def read(path: Path) -> list[dict]:
+  """The complete records of one results file; a cut-off line is skipped with a warning."""
+  records = []
+  text = path.read_text()
+  lines = text.split("\n")
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      last = number == len(lines) and not text.endswith("\n")
+      logging.warning("%s:%d: skipped a %s line (%d characters)", path, number,
+                      "truncated last" if last else "corrupt", len(line))
+  return records
+
+
+def repair(path: Path) -> None:
+  """Cuts a truncated last line (a write killed midway), so appends start clean."""
+  if not path.exists():
+    return
+  with open(path, "rb+") as f:
+    data = f.read()
+    if data and not data.endswith(b"\n"):
+      keep = data.rfind(b"\n") + 1
+      logging.warning("%s: removed a truncated last line (%d bytes)", path, len(data) - keep)
+      f.truncate(keep)
+
+
+def append(path: Path, records: Sequence[Mapping]) -> None:
+  """Appends records as one write, flushed to disk before returning."""
+  if not records:
+    return
+  data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    written = os.write(fd, data)
+    if written != len(data):
+      raise OSError(f"{path}: wrote {written} of {len(data)} bytes")
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def results_files(workdir: Path) -> list[Path]:
+  return sorted(workdir.glob(RESULTS_GLOB))
+
+
+def load(paths: Iterable[str | os.PathLike]) -> tuple[list[dict], dict]:
+  """Records of results files or sweep workdirs, checked to come from one grid.
+
+  Returns (records, grid fields). Files are paired with the sweep.json beside
+  them; grids that differ are refused with the differing fields named.
+  """
+  records, grid, grid_source = [], None, None
+  for given in paths:
+    given = Path(given)
+    files = results_files(given) if given.is_dir() else [given]
+    if not files:
+      raise ResultsError(f"{given}: no {RESULTS_GLOB} files there")
+    for path in files:
+      if not path.exists():
+        raise ResultsError(f"{path}: no such results file")
+      saved = read_grid(path.parent)
+      file_records = read(path)
+      keys = {r.get("config_key") for r in file_records}
+      if saved is not None:
+        if keys - {saved["config_key"]}:
+          raise ResultsError(f"{path}: records with config keys {sorted(map(str, keys))} beside "
+                             f"{path.parent / GRID_FILE} (key {saved['config_key']})")
+        if grid is None:
+          grid, grid_source = saved["fields"], path.parent / GRID_FILE
+        elif saved["fields"] != grid:
+          raise ResultsError(
+              f"{path}: from a different grid config than {grid_source} ("
+              f"{describe_differences(grid, saved['fields'], (str(grid_source), str(path)))})")
+      records.extend(file_records)
+  keys = {r.get("config_key") for r in records}
+  if len(keys) > 1:
+    raise ResultsError(f"records of {len(keys)} different grid configs {sorted(map(str, keys))}; "
+                       "report one grid at a time")
+  return records, grid or {}
+
+
+def check_overlap(records: Sequence[Mapping]) -> list[str]:
+  """Cells recorded more than once for a seed (overlapping task slices)."""
+  seen: dict[tuple, list] = {}
+  for r in records:
+    seen.setdefault(record_id(r), []).append(r.get("task"))
+  return [f"{cell} recorded {len(tasks)} times (tasks {tasks})"
+          for cell, tasks in seen.items() if len(tasks) > 1]
+
+
+def record_id(r: Mapping) -> tuple:
+  return (r["target"], r["source"], r["size"], r["blocks"], r["seed"])

@@ -1,0 +1,254 @@
+"""The experiment grid: source -> target pairs x adaptation sizes x transferred blocks x seeds.
+
+config.sweep declares the grid (configs/paper.py):
+  pairs     ("source->target", ...); () = every ordered pair of config.datasets
+  sizes     adaptation sizes; 0 = the smallest train split among the grid's
+            datasets (the paper's largest size); larger sizes are capped to it
+  blocks    transferred (and, by config.transfer.mode, frozen) blocks per cell
+  baseline  also train each target from scratch on each size (nothing transferred)
+Seeds are config.train.num_seeds, trained together (vmapped) in every cell.
+
+A cell is (target, size, blocks, source); the baseline cell of a target and size
+has source None and blocks 0. Cells are listed in one canonical order and task
+i of n runs cells[i::n]: disjoint slices that together cover the grid, so n
+processes or a scheduler's array job need no coordination beyond the workdir.
+
+Workdir layout:
+  sweep.json                   the grid's config fields (a restart must match)
+  sources/<dataset>/           each source model: trained once, all seeds vmapped,
+                               checkpointed (resumable), under a file lock, so
+                               tasks needing the same source wait for the first
+  results.jsonl                one record per (cell, seed); a task of n > 1
+                               writes results.task-<i>-of-<n>.jsonl instead
+Cells whose records are all present (in any results file) are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from xfer_jax import console, experiment, metrics, results
+from xfer_jax.data import DataError, cap_sizes, prepare
+from xfer_jax.runtime import CompileCounter
+
+BASELINE = "baseline"
+
+
+class SweepError(ValueError):
+  """A grid or task slice that cannot be run; the message names the field or value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  target: str
+  size: int
+  blocks: int  # 0 with source None: the baseline
+  source: str | None
+
+  @property
+  def name(self) -> str:
+    return f"{self.target} <- {self.source or BASELINE}, n={self.size}, k={self.blocks}"
+
+
+def pairs(config) -> list[tuple[str, str]]:
+  """(source, target) pairs of the grid, in declared order."""
+  declared = list(config.sweep.pairs)
+  if not declared:
+    return [(s, t) for t in config.datasets for s in config.datasets if s != t]
+  out = []
+  for pair in declared:
+    parts = [p.strip() for p in str(pair).split("->")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+      raise SweepError(f"config.sweep.pairs: {pair!r} is not 'source->target' with two "
+                       "different datasets")
+    out.append((parts[0], parts[1]))
+  return out
+
+
+def check_grid(config) -> None:
+  sweep, num_blocks = config.sweep, config.model.num_blocks
+  bad_blocks = [k for k in sweep.blocks if not 1 <= int(k) <= num_blocks]
+  if bad_blocks:
+    raise SweepError(f"config.sweep.blocks {tuple(sweep.blocks)}: {bad_blocks} outside "
+                     f"1..{num_blocks} (model.num_blocks); the baseline is config.sweep.baseline")
+  if not sweep.sizes or any(int(s) < 0 for s in sweep.sizes):
+    raise SweepError(f"config.sweep.sizes {tuple(sweep.sizes)}: give positive sizes "
+                     "(0 = the smallest train split)")
+  if config.train.num_seeds < 1:
+    raise SweepError(f"config.train.num_seeds={config.train.num_seeds}: need at least 1")
+
+
+def expand(config, train_sizes: Mapping[str, int]) -> list[Cell]:
+  """Every cell of the grid, in canonical order (target, size, baseline, source, k).
+
+  train_sizes: windows in each dataset's train split (for the size cap)."""
+  check_grid(config)
+  grid_pairs = pairs(config)
+  datasets = sorted({d for p in grid_pairs for d in p})
+  sizes = cap_sizes(config.sweep.sizes, [train_sizes[d] for d in datasets])
+  cells = []
+  for target in dict.fromkeys(t for _, t in grid_pairs):
+    sources = [s for s, t in grid_pairs if t == target]
+    for size in sizes:
+      if config.sweep.baseline:
+        cells.append(Cell(target, size, 0, None))
+      cells.extend(Cell(target, size, int(k), s) for s in sources for k in config.sweep.blocks)
+  return cells
+
+
+def task_slice(cells: list[Cell], task_index: int, num_tasks: int) -> list[Cell]:
+  if num_tasks < 1 or not 0 <= task_index < num_tasks:
+    raise SweepError(f"task_index={task_index} with num_tasks={num_tasks}: expected "
+                     f"0 <= task_index < num_tasks")
+  return cells[task_index::num_tasks]
+
+
+def task_from_env(environ: Mapping[str, str]) -> tuple[int, int] | None:
+  """(task_index, num_tasks) of a SLURM array job, or None outside one.
+
+  Index = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN (arrays may start at 1);
+  count = SLURM_ARRAY_TASK_COUNT. Ask for a contiguous array (--array=0-15)."""
+  if "SLURM_ARRAY_TASK_ID" not in environ:
+    return None
+  try:
+    task = int(environ["SLURM_ARRAY_TASK_ID"]) - int(environ.get("SLURM_ARRAY_TASK_MIN", 0))
+    count = int(environ["SLURM_ARRAY_TASK_COUNT"])
+  except (KeyError, ValueError) as e:
+    raise SweepError(f"SLURM array environment incomplete or not integers ({e}): need "
+                     "SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT") from e
+  return task, count
+
+
+def results_path(workdir: Path, task_index: int, num_tasks: int) -> Path:
+  if num_tasks == 1:
+    return workdir / "results.jsonl"
+  return workdir / f"results.task-{task_index:04d}-of-{num_tasks:04d}.jsonl"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+  """An exclusive lock that the OS releases if the holder dies."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def source_model(config, workdir: Path, source: str, progress: bool = False) -> tuple:
+  """The source's (params, batch stats, meta), training it first if no task has.
+
+  The first task to need a source trains it under a lock; others block on the
+  lock, then read the finished checkpoint. A killed trainer leaves a resumable
+  checkpoint and releases the lock."""
+  source_dir = workdir / "sources" / source
+  done = source_dir / "result.json"
+  if not done.exists():
+    with _file_lock(workdir / "sources" / f"{source}.lock"):
+      if not done.exists():
+        source_config = config.copy_and_resolve_references()
+        source_config.source = source
+        logging.info("training source model %s in %s", source, source_dir)
+        experiment.train_and_evaluate(source_config, source_dir, prepare(source, config.data),
+                                      phase="pretrain", progress=progress)
+  return experiment.load_source(source_dir)
+
+
+def _cell_config(config, cell: Cell):
+  cell_config = config.copy_and_resolve_references()
+  cell_config.target = cell.target
+  cell_config.transfer.blocks = cell.blocks
+  return cell_config
+
+
+def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
+        progress: bool = True) -> dict:
+  """Runs this task's slice of the grid, skipping recorded cells; returns a summary."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  fields = results.grid_fields(config)
+  key = results.config_key(fields)
+  results.claim_grid(workdir, fields)
+  prepared = {}
+
+  def dataset(name):
+    if name not in prepared:
+      prepared[name] = prepare(name, config.data)
+    return prepared[name]
+
+  names = sorted({d for p in pairs(config) for d in p})
+  cells = expand(config, {d: len(dataset(d).splits["train"]) for d in names})
+  mine = task_slice(cells, task_index, num_tasks)
+  out_path = results_path(workdir, task_index, num_tasks)
+  results.repair(out_path)
+  recorded = {}
+  for path in results.results_files(workdir):
+    for r in results.read(path):
+      if r.get("config_key") == key:
+        recorded.setdefault(results.record_id(r), r)
+  seeds = [config.train.seed + s for s in range(config.train.num_seeds)]
+
+  def missing(cell):
+    return [s for s in seeds
+            if (cell.target, cell.source, cell.size, cell.blocks, s) not in recorded]
+
+  todo = [c for c in mine if missing(c)]
+  logging.info("task %d/%d: %d cells, %d recorded, %d to run", task_index, num_tasks, len(mine),
+               len(mine) - len(todo), len(todo))
+  bar = console.Progress(len(todo), f"sweep task {task_index}/{num_tasks}") if progress else None
+  sources: dict[str, tuple] = {}
+  start = time.monotonic()
+  with CompileCounter() as compiles:
+    for done_cells, cell in enumerate(todo):
+      target = dataset(cell.target)
+      # capacity = the largest size: every size of a target shares one compilation
+      capacity = max(c.size for c in cells if c.target == cell.target)
+      if cell.source is not None and cell.source not in sources:
+        sources[cell.source] = source_model(config, workdir, cell.source)
+      cell_start = time.monotonic()
+      try:
+        summary = experiment.adapt(_cell_config(config, cell), None, size=cell.size,
+                                   capacity=capacity, prepared=target,
+                                   source=sources.get(cell.source), progress=False)
+      except DataError as e:
+        raise SweepError(f"cell {cell.name}: {e}") from e
+      wall_s = time.monotonic() - cell_start
+      train, test = target.splits["train"], target.splits["test"]
+      majority = metrics.majority_baseline(train.y_N, test.y_N, target.num_classes)
+      want = set(missing(cell))
+      mode = BASELINE if cell.source is None else config.transfer.mode
+      records = [{"config_key": key, "target": cell.target, "source": cell.source,
+                  "size": cell.size, "blocks": cell.blocks, "mode": mode, "seed": r["seed"],
+                  "micro_f1": r["micro_f1"], "macro_f1": r["macro_f1"],
+                  "majority_micro_f1": majority["micro_f1"],
+                  "majority_macro_f1": majority["macro_f1"], "epochs": r["epochs"],
+                  "best_epoch": r["best_epoch"], "num_classes": target.num_classes,
+                  "wall_s": round(wall_s, 3), "task": f"{task_index}/{num_tasks}"}
+                 for r in summary["per_seed"] if r["seed"] in want]
+      results.append(out_path, records)
+      if bar:
+        bar.update(done_cells + 1, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
+  return {"workdir": str(workdir), "results": str(out_path), "cells_in_task": len(mine),
+          "cells_run": len(todo), "cells_in_grid": len(cells), "compilations": compiles.count,
+          "wall_s": time.monotonic() - start,
+          "mean_cell_s": (time.monotonic() - start) / len(todo) if todo else 0.0,
+          "seeds": seeds, "config_key": key,
+          "sizes": sorted({c.size for c in cells}), "pairs": len(pairs(config))}
+
+
+def grid_size(config, train_sizes: Mapping[str, int]) -> dict:
+  """Cells and seed-runs of a grid (for planning: pairs x sizes x blocks x seeds)."""
+  cells = expand(config, train_sizes)
+  return {"cells": len(cells), "seed_runs": len(cells) * config.train.num_seeds,
+          "baseline_cells": sum(c.source is None for c in cells),
+          "mean_size": float(np.mean([c.size for c in cells])) if cells else 0.0}
