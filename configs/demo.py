@@ -7,11 +7,12 @@ Target syn_jsifos (8 daily and sport activities) adapted from a similar source
 (syn_pamap2: locomotion and household, other subjects and mounting) and from a
 dissimilar one (syn_skoda: one worker's car-checkpoint gestures); 20..400
 adaptation windows, baseline and 1..2 transferred blocks, 2 seeds. To keep it
-to minutes on a 2-core CPU (compilation included; 18 min measured with 15
-epochs) the network is a compact 2-block Multi-ResNet, training stops after 10 epochs (patience 3), and batches are 64
-windows, so that a 20-window set gets the same number of updates per epoch as a
-64-window one rather than one padded 256-window batch. Everything else is the
-paper's protocol; configs/paper.py keeps the default network and schedule.
+to minutes on a 2-core CPU (compilation included) the network is a compact
+2-block Multi-ResNet, training stops after 10 epochs (patience 3), and batches
+are 64 windows, so that a 20-window set gets the same number of updates per
+epoch as a 64-window one rather than one padded 256-window batch. Everything
+else is the paper's protocol; configs/paper.py keeps the default network and
+schedule.
 """
 
 from ml_collections import ConfigDict
