@@ -63,6 +63,7 @@ def train_config() -> ConfigDict:
       eval_batch_size=512,
       epoch_loop="auto",  # "device": one compiled call per epoch; "host": a call per batch
       seed_chunk=0,  # seeds per vmapped call; 0 = auto: 1 on CPU (see Engine), all on GPU/TPU
+      num_devices=0,  # devices the seeds (and batches) are spread over; 0 = all
       checkpoint_every=5,  # epochs between checkpoints (the last epoch always saves)
   ))
 

@@ -1,8 +1,21 @@
 """Thin absl entry points: flags and a config in, one library call out."""
 
+from absl import flags
 from absl import logging as absl_logging
 
-from xfer_jax.runtime import enable_compilation_cache
+from xfer_jax.runtime import enable_compilation_cache, join_processes
+
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "join a multi-process run (jax.distributed): host:port of "
+    "process 0, or 'auto' to read the cluster's environment (SLURM, Open MPI, Cloud TPU)")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes in the run")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index in the run")
+
+
+def join_processes_from_flags() -> None:
+  """Called first by the launchers that train: one process unless the flags say more."""
+  if _COORDINATOR.value:
+    join_processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
 
 enable_compilation_cache()
 # orbax reports every save at INFO; keep the console for progress and results

@@ -75,8 +75,8 @@ def flops_per_window(config) -> float:
   keys = seed_keys(0, 1)
   state = engine.abstract_state(1)
   compiled = engine._host_step.lower(state, jnp.asarray(x), jnp.asarray(y),
-                                     jnp.zeros((1, batch), jnp.int32), 0, batch, keys,
-                                     jnp.zeros(1)).compile()
+                                     jnp.zeros((1, 1, batch), jnp.int32), jnp.int32(0),
+                                     jnp.int32(batch), keys, jnp.zeros(1)).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost["flops"]) / batch

@@ -16,8 +16,10 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
+from launch import join_processes_from_flags
 from xfer_jax import console, report, sweep
 from xfer_jax.data import prepare
+from xfer_jax.runtime import is_primary
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "sweep folder (rerun to resume)", required=True)
@@ -39,6 +41,7 @@ def task() -> tuple[int, int]:
 
 def main(argv):
   del argv
+  join_processes_from_flags()
   config = _CONFIG.value
   task_index, num_tasks = task()
   if _DRY_RUN.value:
@@ -54,7 +57,7 @@ def main(argv):
       "cells_in_grid", "cells_in_task", "cells_run", "compilations", "wall_s", "mean_cell_s")}],
       floatfmt=".1f"))
   print(f"records: {summary['results']}")
-  if _REPORT.value or (_REPORT.value is None and num_tasks == 1):
+  if is_primary() and (_REPORT.value or (_REPORT.value is None and num_tasks == 1)):
     written = report.write(_WORKDIR.value, [_WORKDIR.value])
     print(f"heatmaps: {written['heatmaps']}")
     print(f"summary:  {written['summary']}")

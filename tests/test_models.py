@@ -56,12 +56,19 @@ def _train_mode(model, variables, x, mask_B=None):
   return logits, updates["batch_stats"]
 
 
+def _init(model, x):
+  # compiled without LLVM optimisation: random initialisation is slow to compile
+  # at the default level and runs once (as in Engine)
+  return jax.jit(model.init, compiler_options={"xla_backend_optimization_level": 0})(
+      jax.random.key(0), x)
+
+
 def test_padded_rows_do_not_touch_batch_norm():
   """Two paddings of the same rows, masked: batch statistics and the real rows'
   logits must not see what the padding holds."""
   model = _small_model().clone(dropout=0.0)  # dropout draws depend on the batch shape
   x = jnp.asarray(np.random.default_rng(1).normal(size=(6, 100, 3)), jnp.float32)
-  variables = jax.jit(model.init)(jax.random.key(0), x)
+  variables = _init(model, x)
   mask = jnp.arange(16) < 6
   run = jax.jit(lambda v, x: _train_mode(model, v, x, mask))
   logits_a, stats_a = run(variables, jnp.concatenate([x, 100 * jnp.ones((10, 100, 3))]))
@@ -75,7 +82,7 @@ def test_padded_rows_do_not_touch_batch_norm():
 def test_frozen_batch_norm_uses_running_statistics():
   model = _small_model(frozen_bn=("temporal/block_0", "spectral"))
   x = jnp.asarray(np.random.default_rng(2).normal(size=(8, 100, 3)), jnp.float32)
-  variables = jax.jit(model.init)(jax.random.key(0), x)
+  variables = _init(model, x)
   _, stats = jax.jit(lambda v, x: _train_mode(model, v, x))(variables, x)
   before = traverse_util.flatten_dict(variables["batch_stats"], sep="/")
   after = traverse_util.flatten_dict(stats, sep="/")

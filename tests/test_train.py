@@ -78,6 +78,27 @@ def test_device_loop_matches_host_loop(config, prepared):
   _close(host.params, device.params)
 
 
+def test_epochs_move_only_their_metrics(config, prepared):
+  """Data, shuffles, the batch counter and n_valid stay on the device: epochs of
+  fit, with evaluation and keep-best, run under jax.transfer_guard("disallow"),
+  which refuses every implicit host<->device copy; the per-seed losses and the
+  improved-mask travel explicitly."""
+  engine = experiment.build_engine(config, prepared.num_classes)
+  train, val = prepared.splits["train"], prepared.splits["val"]
+  batches = Batches.create(train.x_NxWx3, train.y_N, 2, config.train.batch_size,
+                           np.stack([np.arange(100)] * 2), capacity=300)
+  val_set = EvalSet.create(val.x_NxWx3, val.y_N, config.train.eval_batch_size)
+  keys = seed_keys(0, 2)
+  state = engine.init(keys)
+  with jax.transfer_guard("disallow"):
+    result = fit(engine, state, batches, val_set, keys, max_epochs=2, patience=0,
+                 progress=False)
+  assert result.stopping.epochs == [2, 2]
+  with pytest.raises(Exception, match="host-to-device transfer"), \
+      jax.transfer_guard("disallow"):
+    engine._mean(result.state.params["head"]["bias"], 2)  # a Python number would be copied
+
+
 def test_nan_loss_names_seed_and_epoch(config, prepared):
   engine = experiment.build_engine(config, prepared.num_classes)
   train = prepared.splits["train"]

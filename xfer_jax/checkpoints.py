@@ -99,19 +99,30 @@ def read_meta(directory: str | os.PathLike, step: int | None = None) -> dict:
   return meta
 
 
+def _on_one_device(tree):
+  """Abstract arrays of tree on this process's first device, so a checkpoint
+  written from several devices or hosts reads back on one (a run spreads its
+  seeds over the devices again itself)."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), tree)
+
+
 def read(directory: str | os.PathLike, step: int | None = None, target: Any = None
          ) -> tuple[dict, dict]:
   """(state tree, meta) of a step (default: the latest). Without a target the arrays
   come back as numpy in nested dicts, readable without the experiment's code."""
   meta = read_meta(directory, step)
   directory, step = _resolve_step(Path(directory), step)
+  as_numpy = target is None
   try:
-    restore = ocp.args.StandardRestore(target) if target is not None else ocp.args.StandardRestore()
+    if as_numpy:
+      target = ocp.StandardCheckpointer().metadata(directory / str(step) / "state").item_metadata
     tree = _manager(directory, create=False).restore(
-        step, args=ocp.args.Composite(state=restore))["state"]
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_on_one_device(target))))
+    tree = tree["state"]
   except Exception as e:
     raise CheckpointError(f"{directory}/{step}: cannot restore the state ({e})") from e
-  if target is None:
+  if as_numpy:
     tree = jax.tree.map(np.asarray, tree)
   return tree, meta
 

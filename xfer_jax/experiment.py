@@ -26,6 +26,7 @@ from xfer_jax.data import DataError, Prepared, adaptation_subsets, prepare
 from xfer_jax.data.atomic import write_text
 from xfer_jax.models import MultiResNet
 from xfer_jax.optim import make_optimizer
+from xfer_jax.runtime import is_primary
 from xfer_jax.train import Batches, EarlyStopping, Engine, EvalSet, TrainState, fit, seed_keys
 
 
@@ -46,7 +47,8 @@ def build_engine(config, num_classes: int, param_labels=None, frozen_bn=()) -> E
       sorted(traverse_util.flatten_dict(param_labels, sep="/").items()))
   key = json.dumps([config.model.to_dict(), config.optim.to_dict(), config.data.rate_hz,
                     config.data.window_s, config.train.batch_size, config.train.eval_batch_size,
-                    loop, config.train.seed_chunk, num_classes, labels, sorted(frozen_bn)],
+                    loop, config.train.seed_chunk, config.train.num_devices, num_classes, labels,
+                    sorted(frozen_bn)],
                    sort_keys=True, default=str)
   return _cached_engine(key)
 
@@ -54,14 +56,14 @@ def build_engine(config, num_classes: int, param_labels=None, frozen_bn=()) -> E
 @functools.lru_cache(maxsize=64)
 def _cached_engine(key: str) -> Engine:
   (model_config, optim_config, rate_hz, window_s, batch_size, eval_batch_size, epoch_loop,
-   seed_chunk, num_classes, labels, frozen_bn) = json.loads(key)
+   seed_chunk, num_devices, num_classes, labels, frozen_bn) = json.loads(key)
   model = build_model(model_config, num_classes, rate_hz, frozen_bn)
   param_labels = None if labels is None else traverse_util.unflatten_dict(
       dict(labels), sep="/")
   return Engine(model, make_optimizer(optim_config, param_labels), l2=optim_config["l2"],
                 batch_size=batch_size, eval_batch_size=eval_batch_size,
                 window_shape=(int(round(window_s * rate_hz)), 3), epoch_loop=epoch_loop,
-                seed_chunk=seed_chunk)
+                seed_chunk=seed_chunk, device_list=jax.devices()[:num_devices or None])
 
 
 def check_trainable(prepared: Prepared, batch_size: int, n_train: int | None = None) -> None:
@@ -128,13 +130,14 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
           f"not {phase!r} seeds {seeds}; use a fresh workdir")
     start_epoch = saved["epoch"] + 1
     stopping = EarlyStopping(**saved["stopping"])
-    _truncate_metrics(metrics_path, phase, saved["epoch"])
+    if is_primary():
+      _truncate_metrics(metrics_path, phase, saved["epoch"])
     logging.info("resuming %s from epoch %d", phase, start_epoch)
   else:
     state = init_state(engine, keys) if init_state else engine.init(keys)
-    if metrics_path is not None and metrics_path.exists():
+    if metrics_path is not None and metrics_path.exists() and is_primary():
       _truncate_metrics(metrics_path, phase, -1)
-  if workdir is not None:
+  if workdir is not None and is_primary():
     write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
 
   def save(epoch, state, best, stopping, history, force=False):
@@ -170,7 +173,7 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
       "majority": majority, "per_seed": per_seed, "wall_s": time.monotonic() - t0,
       **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")},
       **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")}}
-  if workdir is not None:
+  if workdir is not None and is_primary():
     write_text(workdir / "result.json", json.dumps(summary, indent=2))
   return summary
 
@@ -194,6 +197,21 @@ def load_source(source_dir: str | Path) -> tuple[dict, dict, dict]:
   return tree["best_params"], tree["best_batch_stats"], meta
 
 
+def abstract_variables(config, num_classes: int) -> dict:
+  """Shapes of the model's variables (tracing the model takes seconds; a sweep's
+  cells ask for the same few)."""
+  window = int(round(config.data.window_s * config.data.rate_hz))
+  return _abstract_variables(json.dumps([config.model.to_dict(), num_classes,
+                                         config.data.rate_hz, window], default=str))
+
+
+@functools.lru_cache(maxsize=16)
+def _abstract_variables(key: str) -> dict:
+  model_config, num_classes, rate_hz, window = json.loads(key)
+  model = build_model(model_config, num_classes, rate_hz)
+  return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, window, 3)))
+
+
 def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = None, *,
           size: int | None = None, capacity: int | None = None, progress: bool = True,
           prepared: Prepared | None = None, source: tuple | None = None) -> dict:
@@ -209,10 +227,7 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
                          tc.num_seeds)
   if source is None and source_dir is not None:
     source = load_source(source_dir)
-  window = int(round(config.data.window_s * config.data.rate_hz))
-  abstract = jax.eval_shape(build_model(config.model, prepared.num_classes,
-                                        config.data.rate_hz).init, jax.random.key(0),
-                            jnp.zeros((1, window, 3)))
+  abstract = abstract_variables(config, prepared.num_classes)
   rules = transfer.rules_from_config(config.transfer, config.model.num_blocks, source is not None)
   labels = transfer.label_paths(list(transfer.flatten(abstract["params"])), rules)
   stats_labels = transfer.batch_stats_labels(abstract["batch_stats"], rules)

@@ -25,7 +25,7 @@ RESULTS_GLOB = "results*.jsonl"
 GRID_FILE = "sweep.json"
 # Config fields that do not change a cell's numbers (bookkeeping, resumption).
 NOT_IN_GRID = ("adapt.size", "train.checkpoint_every", "train.epoch_loop", "train.eval_batch_size",
-               "train.seed_chunk",
+               "train.seed_chunk", "train.num_devices",
                "data.cache_dir", "data.data_dir", "source", "target", "transfer.blocks")
 
 
@@ -63,8 +63,9 @@ def describe_differences(a: Mapping, b: Mapping, names=("this", "that")) -> str:
                    for k in differing_fields(a, b))
 
 
-def claim_grid(workdir: Path, fields: Mapping[str, object]) -> None:
-  """Writes workdir/sweep.json, or checks that the one there describes this grid."""
+def claim_grid(workdir: Path, fields: Mapping[str, object], write: bool = True) -> None:
+  """Writes workdir/sweep.json (if `write`), or checks that the one there
+  describes this grid."""
   path = workdir / GRID_FILE
   if path.exists():
     saved = json.loads(path.read_text())["fields"]
@@ -74,8 +75,9 @@ def claim_grid(workdir: Path, fields: Mapping[str, object]) -> None:
           f"{describe_differences(saved, fields, ('saved', 'given'))}); use another workdir "
           "or the saved config")
     return
-  write_text(path, json.dumps({"config_key": config_key(fields), "fields": dict(fields)},
-                              indent=2))
+  if write:
+    write_text(path, json.dumps({"config_key": config_key(fields), "fields": dict(fields)},
+                                indent=2))
 
 
 def read_grid(workdir: Path) -> dict | None:

@@ -24,6 +24,33 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
   return directory
 
 
+def join_processes(coordinator_address: str, num_processes: int | None = None,
+                   process_id: int | None = None) -> None:
+  """Makes this process one of a multi-process run (jax.distributed).
+
+  coordinator_address "auto" lets JAX read the cluster's environment (SLURM,
+  Open MPI, Cloud TPU, ...); otherwise "host:port" of process 0, with the
+  process count and this process's index. Afterwards jax.devices() lists every
+  process's devices: an engine spreads its seeds over all of them and each
+  process feeds the shards its own devices hold; only process 0 writes files
+  (`is_primary`). Must run before anything touches a JAX device.
+  """
+  # CPU processes exchange data (gathered metrics) through gloo; other backends
+  # ignore this option
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if coordinator_address == "auto":
+    jax.distributed.initialize()
+  else:
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+
+
+def is_primary() -> bool:
+  """True in the process that writes results, metrics and reports: the only one,
+  or process 0 of a multi-process run."""
+  return jax.process_index() == 0
+
+
 class CompileCounter:
   """Counts programs JAX lowers for XLA while active (jit cache misses).
 

@@ -33,11 +33,13 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from xfer_jax import console, experiment, metrics, results
 from xfer_jax.data import DataError, cap_sizes, prepare
-from xfer_jax.runtime import CompileCounter
+from xfer_jax.runtime import CompileCounter, is_primary
 
 BASELINE = "baseline"
 
@@ -150,18 +152,34 @@ def source_model(config, workdir: Path, source: str, progress: bool = False) -> 
 
   The first task to need a source trains it under a lock; others block on the
   lock, then read the finished checkpoint. A killed trainer leaves a resumable
-  checkpoint and releases the lock."""
+  checkpoint and releases the lock. The processes of one multi-process task
+  train it together, without the lock (each would wait for the others)."""
   source_dir = workdir / "sources" / source
-  done = source_dir / "result.json"
-  if not done.exists():
+  done = lambda: _agreed((source_dir / "result.json").exists())
+
+  def train():
+    source_config = config.copy_and_resolve_references()
+    source_config.source = source
+    logging.info("training source model %s in %s", source, source_dir)
+    experiment.train_and_evaluate(source_config, source_dir, prepare(source, config.data),
+                                  phase="pretrain", progress=progress)
+
+  if jax.process_count() > 1:
+    if not done():
+      train()
+  elif not done():
     with _file_lock(workdir / "sources" / f"{source}.lock"):
-      if not done.exists():
-        source_config = config.copy_and_resolve_references()
-        source_config.source = source
-        logging.info("training source model %s in %s", source, source_dir)
-        experiment.train_and_evaluate(source_config, source_dir, prepare(source, config.data),
-                                      phase="pretrain", progress=progress)
+      if not done():
+        train()
   return experiment.load_source(source_dir)
+
+
+def _agreed(value: bool) -> bool:
+  """Process 0's value in every process (the processes of a task must take the
+  same branch), the value itself in a single process."""
+  if jax.process_count() == 1:
+    return value
+  return bool(multihost_utils.broadcast_one_to_all(np.bool_(value)))
 
 
 def _cell_config(config, cell: Cell):
@@ -178,7 +196,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
   workdir.mkdir(parents=True, exist_ok=True)
   fields = results.grid_fields(config)
   key = results.config_key(fields)
-  results.claim_grid(workdir, fields)
+  results.claim_grid(workdir, fields, write=is_primary())
   prepared = {}
 
   def dataset(name):
@@ -190,7 +208,8 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
   cells = expand(config, {d: len(dataset(d).splits["train"]) for d in names})
   mine = task_slice(cells, task_index, num_tasks)
   out_path = results_path(workdir, task_index, num_tasks)
-  results.repair(out_path)
+  if is_primary():
+    results.repair(out_path)
   recorded = {}
   for path in results.results_files(workdir):
     for r in results.read(path):
@@ -235,7 +254,8 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
                   "best_epoch": r["best_epoch"], "num_classes": target.num_classes,
                   "wall_s": round(wall_s, 3), "task": f"{task_index}/{num_tasks}"}
                  for r in summary["per_seed"] if r["seed"] in want]
-      results.append(out_path, records)
+      if is_primary():
+        results.append(out_path, records)
       if bar:
         bar.update(done_cells + 1, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
   return {"workdir": str(workdir), "results": str(out_path), "cells_in_task": len(mine),

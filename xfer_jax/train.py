@@ -31,8 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from xfer_jax import devices
 from xfer_jax.console import Progress
 from xfer_jax.optim import l2_penalty
+from xfer_jax.runtime import is_primary
 
 
 @flax.struct.dataclass
@@ -53,14 +55,14 @@ def _round_up(n: int, multiple: int) -> int:
   return -(-n // multiple) * multiple
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class Batches:
   """Rows of a dataset on the device: x[index[s, :n_valid]] are seed s's rows."""
 
   x_NxWx3: jax.Array
   y_N: jax.Array
   index_SxC: jax.Array  # per-seed row indices, padded to the capacity C
-  n_valid: int
+  n_valid: int = flax.struct.field(pytree_node=False)
 
   @classmethod
   def create(cls, x, y, num_seeds: int, batch_size: int, index_Sxn=None, capacity=None):
@@ -76,14 +78,14 @@ class Batches:
     return cls(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(padded), n)
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class EvalSet:
   """A split padded to a multiple of the evaluation batch; mask marks real rows."""
 
   x_NxWx3: jax.Array
   y_N: jax.Array
   mask_N: jax.Array
-  n: int
+  n: int = flax.struct.field(pytree_node=False)
 
   @classmethod
   def create(cls, x, y, batch_size: int):
@@ -100,60 +102,93 @@ class Engine:
   """Compiled init / epoch / evaluate / predict for one model and optimiser.
 
   Build one per (model, optimiser, batch size); every training set and seed count
-  that matches shapes reuses its compilations.
+  that matches shapes reuses its compilations. Within an epoch only the per-seed
+  losses are new on the host side: data, shuffles, the batch counter and n_valid
+  live on the device (checked under jax.transfer_guard in the tests).
   """
 
   def __init__(self, model, tx: optax.GradientTransformation, *, l2: float, batch_size: int,
                eval_batch_size: int, window_shape=(100, 3), epoch_loop: str = "auto",
-               seed_chunk: int = 0):
+               seed_chunk: int = 0, device_list=None):
     self.model, self.tx, self.l2 = model, tx, l2
     self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
     self.window_shape = tuple(window_shape)
+    self.devices = tuple(device_list or jax.devices())
+    cpu = self.devices[0].platform == "cpu"
     if epoch_loop == "auto":
       # XLA:CPU runs a loop body several times slower than the same step compiled
       # alone (docs/performance.md), so on CPU the host drives the batches
-      epoch_loop = "host" if jax.default_backend() == "cpu" else "device"
+      epoch_loop = "host" if cpu else "device"
     if epoch_loop not in ("host", "device"):
       raise ValueError(f"epoch_loop {epoch_loop!r}: expected 'auto', 'host' or 'device'")
     self.epoch_loop = epoch_loop
     if seed_chunk < 0:
       raise ValueError(f"seed_chunk={seed_chunk}: expected 0 (auto) or a positive chunk size")
     # Seeds per vmapped call. XLA:CPU runs seed-batched convolutions as grouped
-    # convolutions several times slower per window than one seed's, so on CPU
-    # the same vmapped programs take one seed at a time (docs/performance.md).
-    self.seed_chunk = seed_chunk or (1 if jax.default_backend() == "cpu" else 0)
+    # convolutions several times slower per window than one seed's, so on one CPU
+    # device the same vmapped programs take one seed at a time (docs/performance.md);
+    # with several devices (or on GPU/TPU) all seeds go together over the mesh.
+    self.seed_chunk = seed_chunk or (1 if cpu and len(self.devices) == 1 else 0)
     # Programs run once per run or per epoch compile without LLVM optimisation on
     # CPU: XLA:CPU spends most of a compile there (init: 70 s -> 19 s for the demo
     # network) and these programs are cheap to run either way. The hot programs
     # (batch step, evaluation) keep the default.
-    once = ({"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None)
-    self.init = jax.jit(jax.vmap(self._init_one), compiler_options=once)
+    once = {"xla_backend_optimization_level": 0} if cpu else None
+    # init holds the model only (no optimiser), so engines that differ only in
+    # what they freeze share its compilation through the persistent cache
+    self._init_variables = jax.jit(jax.vmap(self._variables_one), compiler_options=once)
+    self.init_opt_state = jax.jit(jax.vmap(tx.init), compiler_options=once)
     self._split = jax.jit(_split_seeds, static_argnums=1, compiler_options=once)
     self._join = jax.jit(_join_seeds, compiler_options=once)
-    self._device_epoch = jax.jit(
-        jax.vmap(self._epoch_one, in_axes=(0, None, None, 0, None, 0)), donate_argnums=0)
-    self._order = jax.jit(jax.vmap(self._order_one, in_axes=(0, None, 0)), compiler_options=once)
-    self._host_step = jax.jit(
-        jax.vmap(self._batch_step, in_axes=(0, None, None, 0, None, None, 0, 0)),
-        donate_argnums=(0, 7))
-    # one program for any evaluation set: fixed-size chunks driven from the host
-    self._eval_chunk_S = jax.jit(jax.vmap(self._eval_chunk, in_axes=(0, 0, None, None, None)))
-    self.keep_best = jax.jit(_keep_best, compiler_options=once)
-    self.init_opt_state = jax.jit(jax.vmap(tx.init), compiler_options=once)
+    self._mean = jax.jit(jnp.divide, compiler_options=once)
+    self._keep_best = jax.jit(_keep_best, compiler_options=once)
+    # The per-seed programs: (function over a seed chunk, which arguments and
+    # outputs are per seed ("S") or shared ("R"), jit options). On a mesh each is
+    # shard_mapped, every device running it on its own seeds.
+    self._program_specs = {
+        "device_epoch": (jax.vmap(self._epoch_one, in_axes=(0, None, None, 0, None, 0)),
+                         "SRRSRS", "SS", {"donate_argnums": 0}),
+        "epoch_start": (self._epoch_start_S, "SRS", "SSR", {"compiler_options": once}),
+        "host_step": (self._host_step_S, "SRRSRRSS", "SSR", {"donate_argnums": (0, 4, 7)}),
+        # one program for any evaluation set: fixed-size chunks driven from the host
+        "eval_chunk": (jax.vmap(self._eval_chunk, in_axes=(0, 0, None, None, None)),
+                       "SSRRR", "SSS", {}),
+    }
+    self._programs = {}
+    self._placed = {}  # (id(array), mesh) -> (array, its replicated copy)
+
+  def _program(self, name: str, mesh=None):
+    """The compiled per-seed program `name` for a mesh (None: one device)."""
+    if (name, mesh) not in self._programs:
+      fn, ins, outs, options = self._program_specs[name]
+      if mesh is not None:
+        spec = {"S": devices.SEEDED, "R": devices.REPLICATED}
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=tuple(spec[c] for c in ins),
+                           out_specs=tuple(spec[c] for c in outs))
+      self._programs[name, mesh] = jax.jit(fn, **options)
+    return self._programs[name, mesh]
+
+  @property
+  def _host_step(self):  # the single-device batch step (benchmark's cost analysis)
+    return self._program("host_step")
 
   # -- single-seed functions, vmapped above ---------------------------------------------
 
-  def _variables(self, key):
+  def _variables_one(self, key):
     x = jnp.zeros((1, *self.window_shape), jnp.float32)
-    return self.model.init({"params": key, "dropout": key}, x, train=False)
+    variables = self.model.init({"params": key, "dropout": key}, x, train=False)
+    return variables["params"], variables.get("batch_stats", {})
 
-  def _init_one(self, key) -> TrainState:
-    variables = self._variables(jax.random.fold_in(key, 0))
-    params = variables["params"]
-    return TrainState(params, variables.get("batch_stats", {}), self.tx.init(params))
+  def init(self, keys_S) -> TrainState:
+    """Fresh parameters of every seed: seed s's from fold_in(keys_S[s], 0)."""
+    params, batch_stats = self._init_variables(fold_in_S(keys_S, 0))
+    return TrainState(params, batch_stats, self.init_opt_state(params))
 
   def abstract_state(self, num_seeds: int) -> TrainState:
-    return jax.eval_shape(self.init, seed_keys(0, num_seeds))
+    def init(keys_S):  # self.init's computation, unjitted (eval_shape traces it)
+      params, batch_stats = jax.vmap(self._variables_one)(keys_S)
+      return TrainState(params, batch_stats, jax.vmap(self.tx.init)(params))
+    return jax.eval_shape(init, seed_keys(0, num_seeds))
 
   def _loss(self, params, batch_stats, x, y, mask, dropout_key):
     logits, updates = self.model.apply(
@@ -199,19 +234,56 @@ class Engine:
     state, loss_sum = jax.lax.fori_loop(0, num_batches, body, (state, jnp.zeros(())))
     return state, loss_sum / n_valid
 
-  def seed_slices(self, num_seeds: int) -> tuple[tuple[int, int], ...]:
-    """(start, stop) of each chunk of seeds that one vmapped call trains."""
-    chunk = self.seed_chunk or num_seeds
-    return tuple((a, min(a + chunk, num_seeds)) for a in range(0, num_seeds, chunk))
+  # -- the host-driven epoch: everything it carries from batch to batch stays on the device
 
-  def _per_chunk(self, fn, keys_S, seeded, *shared):
-    """fn(*seeded_chunk, *shared) per seed chunk; per-seed outputs joined on axis 0.
+  def _epoch_start_S(self, index_SxC, n_valid, keys_S):
+    """(rows (S, C // B, B) of every batch, zero loss sums, batch counter 0)."""
+    rows = jax.vmap(self._order_one, in_axes=(0, None, 0))(index_SxC, n_valid, keys_S)
+    return rows, jnp.zeros(index_SxC.shape[0]), jnp.zeros((), jnp.int32)
+
+  def _host_step_S(self, state, x_NxWx3, y_N, rows_SxKxB, i, n_valid, keys_S, loss_sum_S):
+    step = jax.vmap(self._batch_step, in_axes=(0, None, None, 0, None, None, 0, 0))
+    state, loss_sum_S = step(state, x_NxWx3, y_N, rows_SxKxB[:, i], i, n_valid, keys_S,
+                             loss_sum_S)
+    return state, loss_sum_S, i + 1
+
+  # -- seeds in chunks, each chunk on its mesh ------------------------------------------
+
+  def seed_slices(self, num_seeds: int) -> tuple[tuple[int, int], ...]:
+    """(start, stop) of each chunk of seeds that one vmapped call trains: equal
+    chunks of the largest size up to seed_chunk that divides num_seeds."""
+    chunk = max(c for c in range(1, min(self.seed_chunk or num_seeds, num_seeds) + 1)
+                if num_seeds % c == 0)
+    return tuple((a, a + chunk) for a in range(0, num_seeds, chunk))
+
+  def mesh(self, num_seeds: int):
+    """The device mesh of a vmapped call of num_seeds seeds (None: one device)."""
+    return devices.mesh_for(num_seeds, self.devices)
+
+  def _replicated(self, mesh, tree):
+    """tree's arrays on every device of mesh, copied once per array and mesh."""
+    if mesh is None:
+      return tree
+
+    def place(a):
+      key = (id(a), mesh)
+      if key not in self._placed:
+        if len(self._placed) >= 16:
+          self._placed.pop(next(iter(self._placed)))
+        self._placed[key] = (a, devices.replicated(mesh, a))  # holding a keeps id(a) unique
+      return self._placed[key][1]
+    return jax.tree.map(place, tree)
+
+  def _per_chunk(self, fn, num_seeds: int, seeded: tuple, *shared):
+    """fn(mesh, *seeded_chunk, *shared) per seed chunk, seeded on the chunk's mesh
+    and shared replicated; per-seed outputs joined on axis 0.
     seeded: a tuple of arrays/pytrees with a leading seed axis."""
-    slices = self.seed_slices(len(keys_S))
-    if len(slices) == 1:
-      return fn(*seeded, *shared)
-    parts = self._split(seeded, slices)
-    return self._join([fn(*part, *shared) for part in parts])
+    slices = self.seed_slices(num_seeds)
+    parts = [seeded] if len(slices) == 1 else self._split(seeded, slices)
+    mesh = self.mesh(slices[0][1] - slices[0][0])  # chunks are equal: one mesh
+    outs = [fn(mesh, *devices.seeded(mesh, part), *self._replicated(mesh, shared))
+            for part in parts]
+    return outs[0] if len(outs) == 1 else self._join(outs)
 
   def epoch(self, state: TrainState, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
     """Trains every seed for one epoch; returns (state, mean train loss per seed).
@@ -221,19 +293,29 @@ class Engine:
     identical numbers. Seeds go seed_chunk at a time (each chunk vmapped).
     """
     return self._per_chunk(
-        lambda state, index_SxC, keys_S: self._epoch_chunk(state, x_NxWx3, y_N, index_SxC,
-                                                           n_valid, keys_S),
-        keys_S, (state, index_SxC, keys_S))
+        lambda mesh, state, index_SxC, keys_S, x, y: self._epoch_chunk(
+            mesh, state, x, y, index_SxC, n_valid, keys_S),
+        len(keys_S), (state, index_SxC, keys_S), x_NxWx3, y_N)
 
-  def _epoch_chunk(self, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
+  def _epoch_chunk(self, mesh, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
+    n_valid_dev = devices.replicated(mesh, np.int32(n_valid))  # once per epoch
     if self.epoch_loop == "device":
-      return self._device_epoch(state, x_NxWx3, y_N, index_SxC, n_valid, keys_S)
-    rows_SxKxB = self._order(index_SxC, n_valid, keys_S)
-    loss_sum = jnp.zeros(len(keys_S))
-    for i in range(-(-n_valid // self.batch_size)):
-      state, loss_sum = self._host_step(state, x_NxWx3, y_N, rows_SxKxB[:, i], i, n_valid,
-                                        keys_S, loss_sum)
-    return state, loss_sum / n_valid
+      return self._program("device_epoch", mesh)(state, x_NxWx3, y_N, index_SxC, n_valid_dev,
+                                                 keys_S)
+    rows_SxKxB, loss_sum_S, i = self._program("epoch_start", mesh)(index_SxC, n_valid_dev, keys_S)
+    step = self._program("host_step", mesh)
+    for _ in range(-(-n_valid // self.batch_size)):
+      state, loss_sum_S, i = step(state, x_NxWx3, y_N, rows_SxKxB, i, n_valid_dev, keys_S,
+                                  loss_sum_S)
+    return state, self._mean(loss_sum_S, n_valid_dev)
+
+  def keep_best(self, best: tuple, state: TrainState, improved_S: np.ndarray) -> tuple:
+    """(params, batch stats) per seed: state's where improved_S, else best's."""
+    mesh = self.mesh(self.seed_slices(len(improved_S))[0][1])
+    return self._keep_best(devices.seeded(mesh, best), state,
+                           devices.replicated(mesh, improved_S))
+
+  # -- evaluation -----------------------------------------------------------------------
 
   def _logits(self, params, batch_stats, x):
     return self.model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)
@@ -246,29 +328,36 @@ class Engine:
     w = mask_B.astype(jnp.float32)
     return jnp.sum(ce * w), jnp.sum((predictions == y_B) * w), predictions
 
-  def _eval_rows(self, params_S, stats_S, data: EvalSet):
+  def _eval_rows(self, mesh, params_S, stats_S, data: EvalSet):
     """(summed cross-entropy, correct count, predictions (S, rows)) over an EvalSet of
     any size, by the one compiled program of eval_batch_size rows."""
-    size = self.eval_batch_size
-    ce, correct, predictions = 0.0, 0.0, []
-    for start in range(0, data.x_NxWx3.shape[0], size):
-      chunk = self._eval_chunk_S(params_S, stats_S, data.x_NxWx3[start:start + size],
+    size, program = self.eval_batch_size, self._program("eval_chunk", mesh)
+    chunks = [program(params_S, stats_S, data.x_NxWx3[start:start + size],
                                  data.y_N[start:start + size], data.mask_N[start:start + size])
-      ce, correct = ce + chunk[0], correct + chunk[1]
-      predictions.append(chunk[2])
-    return ce, correct, jnp.concatenate(predictions, axis=1)
+              for start in range(0, data.x_NxWx3.shape[0], size)]
+    ce, correct, predictions = zip(*chunks)
+    return sum(ce[1:], ce[0]), sum(correct[1:], correct[0]), jnp.concatenate(predictions, 1)
 
-  def evaluate(self, params_S, stats_S, data: EvalSet):
-    """Per seed: mean cross-entropy and accuracy over the real rows."""
-    ce, correct, _ = self._per_chunk(self._eval_rows, jax.tree.leaves(params_S)[0],
+  def evaluate(self, params_S, stats_S, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed: mean cross-entropy and accuracy over the real rows (numpy)."""
+    ce, correct, _ = self._per_chunk(self._eval_rows, len(jax.tree.leaves(params_S)[0]),
                                      (params_S, stats_S), data)
+    ce, correct = devices.to_host((ce, correct))
     return ce / data.n, correct / data.n
 
   def predict(self, params_S, stats_S, data: EvalSet) -> np.ndarray:
     """Predicted classes (S, n) of the real rows."""
-    _, _, predictions = self._per_chunk(self._eval_rows, jax.tree.leaves(params_S)[0],
+    _, _, predictions = self._per_chunk(self._eval_rows, len(jax.tree.leaves(params_S)[0]),
                                         (params_S, stats_S), data)
-    return np.asarray(predictions)[:, :data.n]
+    return devices.to_host(predictions)[:, :data.n]
+
+
+_fold_in_S = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
+
+
+def fold_in_S(keys_S: jax.Array, data: int) -> jax.Array:
+  """fold_in(key, data) for every seed's key; data goes to the device explicitly."""
+  return _fold_in_S(keys_S, jax.device_put(np.int32(data)))
 
 
 def _split_seeds(tree, slices):
@@ -345,17 +434,17 @@ def fit(engine: Engine, state: TrainState, train: Batches, val: EvalSet, keys_S,
   history = list(history or [])
   if best is None:
     best = jax.tree.map(jnp.copy, (state.params, state.batch_stats))
-  epoch_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys_S)
+  epoch_keys = fold_in_S(keys_S, 1)
   bar = Progress(max_epochs, label) if progress else None
   start = time.monotonic()
   for epoch in range(start_epoch, max_epochs):
     if stopping.all_stopped:
       break
-    keys = jax.vmap(lambda k, e=epoch: jax.random.fold_in(k, e))(epoch_keys)
+    keys = fold_in_S(epoch_keys, epoch)
     state, train_loss = engine.epoch(state, train.x_NxWx3, train.y_N, train.index_SxC,
                                      train.n_valid, keys)
     val_loss, val_acc = engine.evaluate(state.params, state.batch_stats, val)
-    train_loss, val_loss, val_acc = map(np.asarray, (train_loss, val_loss, val_acc))
+    train_loss = devices.to_host(train_loss)
     bad = np.flatnonzero(~np.isfinite(train_loss) | ~np.isfinite(val_loss))
     if bad.size:
       raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "
@@ -363,12 +452,12 @@ def fit(engine: Engine, state: TrainState, train: Batches, val: EvalSet, keys_S,
     active = [not s for s in stopping.stopped]
     improved = stopping.update(epoch, val_loss)
     if improved.any():
-      best = engine.keep_best(best, state, jnp.asarray(improved))
+      best = engine.keep_best(best, state, improved)
     rows = [{"phase": label, "epoch": epoch, "seed": seeds[s], "train_loss": float(train_loss[s]),
              "val_loss": float(val_loss[s]), "val_accuracy": float(val_acc[s]),
              "best": bool(improved[s])} for s in range(num_seeds) if active[s]]
     history.extend(rows)
-    if metrics_path is not None:
+    if metrics_path is not None and is_primary():
       with open(metrics_path, "a") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
     if on_epoch_end is not None:
