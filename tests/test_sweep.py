@@ -53,7 +53,7 @@ def test_bad_grids_name_the_field():
 def _record(**kw):
   base = {"config_key": "k", "target": "t", "source": None, "size": 20, "blocks": 0, "seed": 0,
           "micro_f1": 0.5, "macro_f1": 0.4, "majority_micro_f1": 0.2, "majority_macro_f1": 0.05,
-          "mode": "baseline", "task": "0/1"}
+          "mode": "baseline", "task": "0/1", "best_epoch": 3, "epochs": 10}
   return {**base, **kw}
 
 
@@ -97,9 +97,11 @@ def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
   assert rows[("baseline", 0)]["micro_f1_mean"] == pytest.approx(0.45)
   assert rows[("baseline", 0)]["micro_f1_std"] == pytest.approx(np.std([0.4, 0.5, 0.45], ddof=1))
   assert rows[("s", 1)]["micro_f1_gain"] == pytest.approx(0.55 - 0.45)
+  # the gain's spread is over seeds paired with their baseline: 0.15, 0.10, 0.05
+  assert rows[("s", 1)]["micro_f1_gain_std"] == pytest.approx(0.05)
   csv_lines = open(written["csv"]).read().splitlines()
   assert len(csv_lines) == 3 and csv_lines[0].startswith("target,source,size,blocks,n,")
-  assert "| t | s | 10.0 |" in open(written["summary"]).read()
+  assert "| t | s | 10.0±5.0 |" in open(written["summary"]).read()
   assert open(written["heatmaps"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
   assert (run / "report" / "heatmaps_t.png").exists()
   # two workdirs of different grids are refused by field

@@ -31,8 +31,11 @@ METRICS = ("micro_f1", "macro_f1")
 
 
 def aggregate(records: Sequence[Mapping]) -> list[dict]:
-  """One row per (target, source, size, blocks): mean, std and n over seeds."""
+  """One row per (target, source, size, blocks): mean, std and n over seeds; a
+  transfer cell's gain over the baseline of its target and size (difference of
+  means) and the gain's std over paired seeds."""
   groups: dict[tuple, list[Mapping]] = defaultdict(list)
+  by_seed: dict[int, dict[int, Mapping]] = {}  # id(row) -> its records by seed
   seen = set()
   for r in records:
     if results.record_id(r) in seen:  # an overlapping slice's duplicate: count once
@@ -49,13 +52,21 @@ def aggregate(records: Sequence[Mapping]) -> list[dict]:
       row[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     row["majority_micro_f1"] = float(group[0]["majority_micro_f1"])
     row["majority_macro_f1"] = float(group[0]["majority_macro_f1"])
+    # the epoch whose weights were kept: a baseline stuck near 0 never got going
+    row["best_epoch_mean"] = float(np.mean([r["best_epoch"] for r in group]))
     rows.append(row)
+    by_seed[id(row)] = {r["seed"]: r for r in group}
   baseline = {(r["target"], r["size"]): r for r in rows if r["source"] == "baseline"}
   for r in rows:
     base = baseline.get((r["target"], r["size"]))
+    paired = base is not None and r["source"] != "baseline"
+    seeds = sorted(set(by_seed[id(r)]) & set(by_seed[id(base)])) if paired else []
     for m in METRICS:
-      r[f"{m}_gain"] = (r[f"{m}_mean"] - base[f"{m}_mean"]
-                        if base is not None and r["source"] != "baseline" else None)
+      r[f"{m}_gain"] = r[f"{m}_mean"] - base[f"{m}_mean"] if paired else None
+      # seed s of a cell and of its baseline share the adaptation windows, so the
+      # spread of the gain is that of the per-seed differences
+      diffs = [by_seed[id(r)][s][m] - by_seed[id(base)][s][m] for s in seeds]
+      r[f"{m}_gain_std"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
   return rows
 
 
@@ -66,8 +77,9 @@ def _order(item):
 
 def write_csv(rows: Sequence[Mapping], path: Path) -> None:
   columns = ["target", "source", "size", "blocks", "n", "micro_f1_mean", "micro_f1_std",
-             "macro_f1_mean", "macro_f1_std", "micro_f1_gain", "macro_f1_gain",
-             "majority_micro_f1", "majority_macro_f1"]
+             "macro_f1_mean", "macro_f1_std", "micro_f1_gain", "micro_f1_gain_std",
+             "macro_f1_gain", "macro_f1_gain_std", "majority_micro_f1", "majority_macro_f1",
+             "best_epoch_mean"]
   out = io.StringIO()
   writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
   writer.writeheader()
@@ -129,9 +141,11 @@ def plot(rows: Sequence[Mapping], path: Path, targets: Sequence[str] | None = No
           light = (v - vmin) / (vmax - vmin) > 0.6
           ax.text(x, y, f"{v:.0f}", ha="center", va="center", fontsize=8,
                   color="black" if light else "white")
+        else:  # a cell with no records (a grid still running, or a task's slice)
+          ax.text(x, y, "not run", ha="center", va="center", fontsize=7, color="0.45")
       ax.set_xticks(range(len(columns)), columns, fontsize=8)
       ax.set_yticks(range(len(sizes)), [str(s) for s in sizes], fontsize=8)
-      ax.set_title(f"{target} \u2190 {source}\n(majority class: {100 * majority:.0f})", fontsize=9)
+      ax.set_title(f"{target} \u2190 {source}\n(majority-class F1 {100 * majority:.0f}%)", fontsize=9)
       if j == 0:
         ax.set_ylabel("adaptation windows", fontsize=8)
       ax.set_xlabel("transferred blocks", fontsize=8)
@@ -160,14 +174,18 @@ def pair_summaries(rows: Sequence[Mapping]) -> list[dict]:
       small = [r for r in cells if r["size"] == min(c["size"] for c in cells)]
       out.append({
           "target": target, "source": source,
-          "best_gain_points": 100 * best["micro_f1_gain"],
-          "best_macro_gain_points": 100 * best["macro_f1_gain"],
+          "best_gain_points": _points(best["micro_f1_gain"], best["micro_f1_gain_std"]),
+          "best_macro_gain_points": _points(best["macro_f1_gain"], best["macro_f1_gain_std"]),
           "at_size": best["size"], "at_blocks": best["blocks"],
           "best_micro_f1": f"{100 * best['micro_f1_mean']:.1f}±{100 * best['micro_f1_std']:.1f}",
           "cells_transfer_wins": f"{len(wins)}/{len(cells)}",
           "gain_smallest_size_points": 100 * max(r["micro_f1_gain"] for r in small),
       })
   return out
+
+
+def _points(value: float, std: float | None) -> str:
+  return f"{100 * value:.1f}" + (f"±{100 * std:.1f}" if std is not None else "")
 
 
 def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: Mapping) -> str:
@@ -177,7 +195,9 @@ def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: 
            f"{len(records)} records, {len(rows)} cells, seeds {seeds}; config key "
            f"`{records[0]['config_key'] if records else '-'}`.",
            "Gains are points of micro-F1 (macro-F1 beside it) of the mean over seeds, "
-           "against the baseline trained on the same adaptation windows.", ""]
+           "against the baseline trained on the same adaptation windows; ± is the std of "
+           "the per-seed gains. best_epoch: the epoch whose weights were kept (mean over "
+           "seeds).", ""]
   if pairs:
     lines += ["## Per pair: best transfer cell", "",
               format_markdown(pairs, floatfmt=".1f"), ""]
@@ -188,6 +208,7 @@ def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: 
                                 "micro_f1": f"{100 * r['micro_f1_mean']:.1f}±{100 * r['micro_f1_std']:.1f}",
                                 "macro_f1": f"{100 * r['macro_f1_mean']:.1f}±{100 * r['macro_f1_std']:.1f}",
                                 "majority_micro_f1": f"{100 * r['majority_micro_f1']:.1f}",
+                                "best_epoch": f"{r['best_epoch_mean']:.1f}",
                                 "seeds": r["n"]} for r in baselines]), ""]
   incomplete = [r for r in rows if r["n"] < len(seeds)]
   overlaps = results.check_overlap(records)
