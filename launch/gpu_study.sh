@@ -8,9 +8,9 @@
 # source models' metrics) and log.txt. SECONDS (default 3600) bounds the whole
 # script: the sweep is resumable, so running the script again with the same
 # WORKDIR continues where it stopped. Then, on any machine:
-#   python -m launch.report --results=OUT/results.jsonl --out=docs/results/real
+#   python -m launch.report --results=OUT/results.jsonl --out=OUT   # OUT/report/
 # Overrides: CONFIG (configs/real.py), BENCH_CONFIG (configs/paper.py),
-# BENCH_SEEDS (8,64), WORKDIR (runs/gpu_study).
+# BENCH_SEEDS (8,64), BENCH_SECONDS (240; 0 skips the benchmark), WORKDIR (runs/gpu_study).
 set -u -o pipefail
 out=${1:?usage: gpu_study.sh OUT DATA_DIR [SECONDS]}
 data=${2:?usage: gpu_study.sh OUT DATA_DIR [SECONDS]}
@@ -31,10 +31,12 @@ print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version
 JAX_PLATFORMS=cpu python3 -m launch.prepare --config="$config" --config.data.data_dir="$data" \
   > "$workdir/prepare.log" 2>&1 &
 prepare=$!
-echo "== benchmark ($((SECONDS))s)"
-timeout "${BENCH_SECONDS:-240}" python3 -m launch.benchmark --config="${BENCH_CONFIG:-configs/paper.py}" \
-  --seeds="${BENCH_SEEDS:-8,64}" --steps=16 --eval_windows=8192 --cell_size=1600 --json \
-  > "$out/benchmark.json" || echo "benchmark stopped: exit $?"
+if [ "${BENCH_SECONDS:-240}" != 0 ]; then
+  echo "== benchmark ($((SECONDS))s)"
+  timeout "${BENCH_SECONDS:-240}" python3 -m launch.benchmark --config="${BENCH_CONFIG:-configs/paper.py}" \
+    --seeds="${BENCH_SEEDS:-8,64}" --steps=16 --eval_windows=8192 --cell_size=1600 --json \
+    > "$out/benchmark.json" || echo "benchmark stopped: exit $?"
+fi
 wait "$prepare" || echo "prepare failed: exit $?"
 tail -n 6 "$workdir/prepare.log"
 
