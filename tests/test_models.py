@@ -89,3 +89,22 @@ def test_frozen_batch_norm_uses_running_statistics():
   for path, value in after.items():
     frozen = "temporal/block_0/" in path or "/spectral/" in path
     assert np.array_equal(value, before[path]) == frozen, path
+
+
+def test_bn_momentum_reaches_every_batch_norm():
+  """running mean after one step = (1 - momentum) * batch mean (it starts at 0), so
+  momentum 0.9 moves every layer's running mean 10x as far as Keras' 0.99."""
+  config = smoke.get_config().model
+  x = jax.random.normal(jax.random.key(1), (16, 100, 3)) + 0.5
+  moved = {}
+  for momentum in (0.99, 0.9):
+    config.bn_momentum = momentum
+    model = build_model(config, num_classes=5, rate_hz=25.0)
+    variables = model.init(jax.random.key(0), x)
+    _, updates = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
+                             mutable=["batch_stats"])
+    moved[momentum] = traverse_util.flatten_dict(updates["batch_stats"], sep="/")
+  means = [p for p in moved[0.9] if p.endswith("/mean")]
+  assert len(means) == 3 * (2 * 2 + 2 + 1)  # per tower: 2 blocks x (2 layers + shortcut), spectral
+  for path in means:
+    np.testing.assert_allclose(moved[0.9][path], 10 * moved[0.99][path], rtol=1e-4, atol=1e-6)

@@ -83,6 +83,13 @@ def test_a_workdir_refuses_another_grid(tmp_path):
   results.claim_grid(tmp_path, results.grid_fields(config))
 
 
+def test_a_field_added_later_keeps_older_keys_at_its_old_value():
+  config = smoke.get_config()
+  assert "model.bn_momentum" not in results.grid_fields(config)  # older records still match
+  config.model.bn_momentum = 0.9
+  assert results.grid_fields(config)["model.bn_momentum"] == 0.9
+
+
 def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
   records = []
   for seed, (base, transfer) in enumerate([(0.40, 0.55), (0.50, 0.60), (0.45, 0.50)]):

@@ -44,10 +44,16 @@ def flat_fields(tree: Mapping, prefix: str = "") -> dict[str, object]:
   return out
 
 
+# Fields added after results were published, with the value those results used: at
+# that value a field stays out of the key, so older records and workdirs still match.
+ADDED_LATER = {"model.bn_momentum": 0.99}
+
+
 def grid_fields(config) -> dict[str, object]:
   """The fields of a config that decide a sweep's numbers, flattened 'a.b' -> value."""
   fields = flat_fields(json.loads(config.to_json_best_effort()))
-  return {k: v for k, v in sorted(fields.items()) if k not in NOT_IN_GRID}
+  return {k: v for k, v in sorted(fields.items())
+          if k not in NOT_IN_GRID and not (k in ADDED_LATER and v == ADDED_LATER[k])}
 
 
 def config_key(fields: Mapping[str, object]) -> str:

@@ -13,7 +13,9 @@ Defaults (configs/common.py), where the paper is silent: 3 blocks of 2 layers,
 16/32/64 filters of width 5 (a 4 s window at 25 Hz shrinks 100 -> 50 -> 25 -> 12
 samples, so the last block sees about 2 s), spectrogram windows of 32 samples
 (1.28 s, 0.78 Hz bins) every 8, 128 and 64 dense units, dropout 0.5; batch norm
-with Keras' momentum 0.99 and epsilon 1e-3, as the original Keras model.
+with Keras' momentum 0.99 and epsilon 1e-3, as the original Keras model
+(bn_momentum: with few updates, e.g. a baseline on 400 windows, 0.99 leaves the
+running statistics near their initial values; docs/results/real/summary.md).
 
 frozen_bn names branch parts ("temporal/block_0", "spectral") whose batch norm
 uses its running statistics even while training: the "frozen" policy of
@@ -32,8 +34,8 @@ from xfer_jax.models.spectrogram import log_spectrogram
 BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3
 
 
-def _batch_norm(name: str, frozen: bool, train: bool):
-  return nn.BatchNorm(use_running_average=frozen or not train, momentum=BN_MOMENTUM,
+def _batch_norm(name: str, frozen: bool, train: bool, momentum: float):
+  return nn.BatchNorm(use_running_average=frozen or not train, momentum=momentum,
                       epsilon=BN_EPSILON, name=name)
 
 
@@ -56,6 +58,7 @@ class ResidualBlock(nn.Module):
   kernel_size: int
   pool_size: int
   frozen_bn: bool = False
+  bn_momentum: float = BN_MOMENTUM
 
   @nn.compact
   def __call__(self, x_BxLxC, train: bool, mask_Bx1x1=None):
@@ -64,12 +67,13 @@ class ResidualBlock(nn.Module):
     for i in range(self.layers):
       x = nn.Conv(self.filters, (self.kernel_size,), padding="SAME", use_bias=False,
                   name=f"conv_{i}")(x)
-      x = _batch_norm(f"bn_{i}", self.frozen_bn, train)(x, mask=mask_Bx1x1)
+      x = _batch_norm(f"bn_{i}", self.frozen_bn, train, self.bn_momentum)(x, mask=mask_Bx1x1)
       if i < self.layers - 1:
         x = nn.relu(x)
     if shortcut.shape[-1] != self.filters:
       shortcut = nn.Conv(self.filters, (1,), use_bias=False, name="shortcut_conv")(shortcut)
-      shortcut = _batch_norm("shortcut_bn", self.frozen_bn, train)(shortcut, mask=mask_Bx1x1)
+      shortcut = _batch_norm("shortcut_bn", self.frozen_bn, train, self.bn_momentum)(
+          shortcut, mask=mask_Bx1x1)
     return max_pool(nn.relu(x + shortcut), self.pool_size)
 
 
@@ -79,6 +83,7 @@ class Temporal(nn.Module):
   kernel_size: int
   pool_size: int
   frozen_bn: Sequence[str] = ()
+  bn_momentum: float = BN_MOMENTUM
 
   @nn.compact
   def __call__(self, x_BxLx1, train: bool, mask_Bx1x1=None):
@@ -86,7 +91,7 @@ class Temporal(nn.Module):
     for k, filters in enumerate(self.filters):
       x = ResidualBlock(filters, self.layers_per_block, self.kernel_size, self.pool_size,
                         frozen_bn=f"temporal/block_{k}" in self.frozen_bn,
-                        name=f"block_{k}")(x, train, mask_Bx1x1)
+                        bn_momentum=self.bn_momentum, name=f"block_{k}")(x, train, mask_Bx1x1)
     return x.reshape(x.shape[0], -1)
 
 
@@ -97,13 +102,14 @@ class Spectral(nn.Module):
   kernel_size: int
   rate_hz: float
   frozen_bn: bool = False
+  bn_momentum: float = BN_MOMENTUM
 
   @nn.compact
   def __call__(self, x_BxL, train: bool, mask_Bx1x1=None):
     spec_BxFxK = log_spectrogram(x_BxL, self.window, self.hop, self.rate_hz)
     x = nn.Conv(self.filters, (self.kernel_size,), padding="SAME", use_bias=False,
                 name="conv")(spec_BxFxK)
-    x = _batch_norm("bn", self.frozen_bn, train)(x, mask=mask_Bx1x1)
+    x = _batch_norm("bn", self.frozen_bn, train, self.bn_momentum)(x, mask=mask_Bx1x1)
     return nn.relu(x).reshape(x.shape[0], -1)
 
 
@@ -120,14 +126,17 @@ class Tower(nn.Module):
   spectral_kernel_size: int
   rate_hz: float
   frozen_bn: Sequence[str] = ()
+  bn_momentum: float = BN_MOMENTUM
 
   @nn.compact
   def __call__(self, x_BxL, train: bool, mask_Bx1x1=None):
     temporal = Temporal(self.filters, self.layers_per_block, self.kernel_size, self.pool_size,
-                        frozen_bn=tuple(self.frozen_bn), name="temporal")
+                        frozen_bn=tuple(self.frozen_bn), bn_momentum=self.bn_momentum,
+                        name="temporal")
     spectral = Spectral(self.spectral_window, self.spectral_hop, self.spectral_filters,
                         self.spectral_kernel_size, self.rate_hz,
-                        frozen_bn="spectral" in self.frozen_bn, name="spectral")
+                        frozen_bn="spectral" in self.frozen_bn, bn_momentum=self.bn_momentum,
+                        name="spectral")
     return jnp.concatenate([temporal(x_BxL[..., None], train, mask_Bx1x1),
                             spectral(x_BxL, train, mask_Bx1x1)], axis=-1)
 
@@ -146,6 +155,7 @@ class MultiResNet(nn.Module):
   dense_units: Sequence[int] = (128, 64)
   dropout: float = 0.5
   use_magnitude: bool = False
+  bn_momentum: float = BN_MOMENTUM
   rate_hz: float = 25.0
   frozen_bn: Sequence[str] = ()
 
@@ -163,7 +173,7 @@ class MultiResNet(nn.Module):
     towers = [Tower(self.filters, self.layers_per_block, self.kernel_size, self.pool_size,
                     self.spectral_window, self.spectral_hop, self.spectral_filters,
                     self.spectral_kernel_size, self.rate_hz, tuple(self.frozen_bn),
-                    name=f"tower_{c}") for c in range(len(channels))]
+                    self.bn_momentum, name=f"tower_{c}") for c in range(len(channels))]
     x = jnp.concatenate([tower(x_BxL, train, mask_Bx1x1) for tower, x_BxL in zip(towers, channels)],
                         axis=-1)
     for i, units in enumerate(self.dense_units):
