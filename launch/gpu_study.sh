@@ -10,7 +10,12 @@
 # WORKDIR continues where it stopped. Then, on any machine:
 #   python -m launch.report --results=OUT/results.jsonl --out=OUT   # OUT/report/
 # Overrides: CONFIG (configs/real.py), BENCH_CONFIG (configs/paper.py),
-# BENCH_SEEDS (8,64), BENCH_SECONDS (240; 0 skips the benchmark), WORKDIR (runs/gpu_study).
+# BENCH_SEEDS (8,64), BENCH_SECONDS (240; 0 skips the benchmark), WORKDIR (runs/gpu_study),
+# SWEEP_ARGS (extra flags for launch.sweep, e.g. "--config.model.bn_momentum=0.9"),
+# TASKS (1): sweep processes sharing the device, one --task_index slice each. A
+# cell keeps the card under 1 % busy (docs/performance.md), so several processes
+# fill it better; a process whose next source another is training runs other
+# cells meanwhile.
 set -u -o pipefail
 out=${1:?usage: gpu_study.sh OUT DATA_DIR [SECONDS]}
 data=${2:?usage: gpu_study.sh OUT DATA_DIR [SECONDS]}
@@ -41,9 +46,20 @@ wait "$prepare" || echo "prepare failed: exit $?"
 tail -n 6 "$workdir/prepare.log"
 
 left=$((budget - SECONDS - 20))
-echo "== sweep ($((SECONDS))s, ${left}s left)"
-timeout "$left" python3 -m launch.sweep --config="$config" --config.data.data_dir="$data" \
-  --workdir="$workdir/sweep" || echo "sweep stopped: exit $?"
+tasks=${TASKS:-1}
+echo "== sweep in $tasks process(es) ($((SECONDS))s, ${left}s left)"
+# without preallocation each process takes only the memory it uses
+[ "$tasks" -gt 1 ] && export XLA_PYTHON_CLIENT_PREALLOCATE=false
+for ((i = 0; i < tasks; i++)); do
+  # shellcheck disable=SC2086  # SWEEP_ARGS is a list of flags
+  timeout "$left" python3 -m launch.sweep --config="$config" --config.data.data_dir="$data" \
+    --workdir="$workdir/sweep" --task_index="$i" --num_tasks="$tasks" ${SWEEP_ARGS:-} \
+    > "$workdir/sweep.task$i.log" 2>&1 &
+done
+for ((i = 0; i < tasks; i++)); do
+  wait -n || echo "a sweep process stopped: exit $?"
+done
+tail -n 4 "$workdir"/sweep.task*.log
 cp "$workdir"/sweep/results*.jsonl "$out"/ 2>/dev/null
-tar czf "$out/sweep_meta.tgz" -C "$workdir/sweep" sweep.json $(cd "$workdir/sweep" && ls sources/*/metrics.jsonl 2>/dev/null)
+tar czf "$out/sweep_meta.tgz" -C "$workdir/sweep" sweep.json $(cd "$workdir/sweep" && ls sources/*/metrics.jsonl sources/*/result.json 2>/dev/null)
 echo "== done ($((SECONDS))s): $(cat "$out"/results*.jsonl 2>/dev/null | wc -l) records"

@@ -3,6 +3,8 @@
 import json
 import logging
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -153,6 +155,43 @@ def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pret
   assert ({key(r): r["micro_f1"] for r in rerun} == {key(r): r["micro_f1"] for r in records})
   written = report.write(workdir, [workdir])
   assert len(open(written["csv"]).read().splitlines()) == 1 + 4
+
+
+def test_cells_run_while_another_task_trains_their_source(smoke_config, pretrained, tmp_path):
+  """A source locked by another task defers its cells, not the task: the baselines
+  run first, then the task waits for the lock and reads the other task's model."""
+  config = smoke_config.copy_and_resolve_references()
+  config.train.max_epochs = 2
+  config.sweep.blocks = (1,)
+  workdir = tmp_path / "sweep"
+  source = config.sweep.pairs[0].split("->")[0]
+  baselines_recorded = threading.Event()
+
+  def other_task():  # holds the source's lock until this task has run the rest
+    with sweep._file_lock(workdir / "sources" / f"{source}.lock"):
+      locked.set()
+      deadline = time.monotonic() + 120
+      while time.monotonic() < deadline:
+        path = workdir / "results.jsonl"
+        if path.exists() and len(results.read(path)) == 2 * config.train.num_seeds:
+          baselines_recorded.set()
+          break
+        time.sleep(0.1)
+      shutil.copytree(pretrained, workdir / "sources" / source)
+
+  locked = threading.Event()
+  holder = threading.Thread(target=other_task)
+  holder.start()
+  assert locked.wait(60)
+  summary = sweep.run(config, workdir, progress=False)
+  holder.join()
+  assert baselines_recorded.is_set()
+  assert summary["cells_run"] == 4
+  order = [(r["size"], r["source"]) for r in results.read(workdir / "results.jsonl")]
+  assert [source for _, source in order[::2]] == [None, None, source, source]
+  # read, not retrained: the source folder is the other task's copy, unchanged
+  assert (sorted(p.name for p in (workdir / "sources" / source).iterdir())
+          == sorted(p.name for p in pretrained.iterdir()))
 
 
 def test_slurm_array_environment_selects_the_slice():

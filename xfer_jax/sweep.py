@@ -16,8 +16,9 @@ processes or a scheduler's array job need no coordination beyond the workdir.
 Workdir layout:
   sweep.json                   the grid's config fields (a restart must match)
   sources/<dataset>/           each source model: trained once, all seeds vmapped,
-                               checkpointed (resumable), under a file lock, so
-                               tasks needing the same source wait for the first
+                               checkpointed (resumable), under a file lock: the
+                               first task to need it trains it, and the others
+                               run their other cells meanwhile, then read it
   results.jsonl                one record per (cell, seed); a task of n > 1
                                writes results.task-<i>-of-<n>.jsonl instead
 Cells whose records are all present (in any results file) are skipped.
@@ -25,6 +26,7 @@ Cells whose records are all present (in any results file) are skipped.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import fcntl
@@ -136,24 +138,31 @@ def results_path(workdir: Path, task_index: int, num_tasks: int) -> Path:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path):
-  """An exclusive lock that the OS releases if the holder dies."""
+def _file_lock(path: Path, wait: bool = True):
+  """An exclusive lock that the OS releases if the holder dies. Yields False,
+  holding nothing, when `wait` is off and another holder has it."""
   path.parent.mkdir(parents=True, exist_ok=True)
   with open(path, "a") as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
     try:
-      yield
+      fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+      yield False
+      return
+    try:
+      yield True
     finally:
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def source_model(config, workdir: Path, source: str, progress: bool = False) -> tuple:
+def source_model(config, workdir: Path, source: str, progress: bool = False,
+                 wait: bool = True) -> tuple | None:
   """The source's (params, batch stats, meta), training it first if no task has.
 
   The first task to need a source trains it under a lock; others block on the
-  lock, then read the finished checkpoint. A killed trainer leaves a resumable
-  checkpoint and releases the lock. The processes of one multi-process task
-  train it together, without the lock (each would wait for the others)."""
+  lock, then read the finished checkpoint, or with `wait` off get None at once
+  while another task trains it. A killed trainer leaves a resumable checkpoint
+  and releases the lock. The processes of one multi-process task train it
+  together, without the lock (each would wait for the others)."""
   source_dir = workdir / "sources" / source
   done = lambda: _agreed((source_dir / "result.json").exists())
 
@@ -168,7 +177,9 @@ def source_model(config, workdir: Path, source: str, progress: bool = False) -> 
     if not done():
       train()
   elif not done():
-    with _file_lock(workdir / "sources" / f"{source}.lock"):
+    with _file_lock(workdir / "sources" / f"{source}.lock", wait=wait) as held:
+      if not held:
+        return None
       if not done():
         train()
   return experiment.load_source(source_dir)
@@ -227,13 +238,24 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
   bar = console.Progress(len(todo), f"sweep task {task_index}/{num_tasks}") if progress else None
   sources: dict[str, tuple] = {}
   start = time.monotonic()
+  pending = collections.deque(todo)
+  deferred = 0  # cells put back in a row: all of them waiting on other tasks' sources
+  done_cells = 0
   with CompileCounter() as compiles:
-    for done_cells, cell in enumerate(todo):
+    while pending:
+      cell = pending.popleft()
+      if cell.source is not None and cell.source not in sources:
+        # While another task trains this source, run the cells that do not need it.
+        source = source_model(config, workdir, cell.source, wait=deferred > len(pending))
+        if source is None:
+          pending.append(cell)
+          deferred += 1
+          continue
+        sources[cell.source] = source
+      deferred = 0
       target = dataset(cell.target)
       # capacity = the largest size: every size of a target shares one compilation
       capacity = max(c.size for c in cells if c.target == cell.target)
-      if cell.source is not None and cell.source not in sources:
-        sources[cell.source] = source_model(config, workdir, cell.source)
       cell_start = time.monotonic()
       try:
         summary = experiment.adapt(_cell_config(config, cell), None, size=cell.size,
@@ -256,8 +278,9 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
                  for r in summary["per_seed"] if r["seed"] in want]
       if is_primary():
         results.append(out_path, records)
+      done_cells += 1
       if bar:
-        bar.update(done_cells + 1, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
+        bar.update(done_cells, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
   return {"workdir": str(workdir), "results": str(out_path), "cells_in_task": len(mine),
           "cells_run": len(todo), "cells_in_grid": len(cells), "compilations": compiles.count,
           "wall_s": time.monotonic() - start,
