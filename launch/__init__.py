@@ -3,7 +3,7 @@
 from absl import flags
 from absl import logging as absl_logging
 
-from xfer_jax.runtime import enable_compilation_cache, join_processes
+from xfer_jax.runtime import enable_compilation_cache, join_processes, prefer_deterministic_gpu
 
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "join a multi-process run (jax.distributed): host:port of "
@@ -17,6 +17,7 @@ def join_processes_from_flags() -> None:
   if _COORDINATOR.value:
     join_processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
 
+prefer_deterministic_gpu()  # same config and seed, same numbers: on GPUs too
 enable_compilation_cache()
 # orbax reports every save at INFO; keep the console for progress and results
 absl_logging.set_verbosity(absl_logging.WARNING)

@@ -77,3 +77,18 @@ def test_mesh_sizes():
   assert devices.mesh_size(3, 8) == 3  # 5 devices idle
   assert devices.mesh_size(6, 4) == 3  # equal shards
   assert devices.mesh_size(5, 4) == 1
+
+
+def test_launchers_ask_gpus_for_deterministic_ops_unless_xla_flags_decide():
+  from xfer_jax.runtime import prefer_deterministic_gpu
+  environ = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+  assert prefer_deterministic_gpu(environ)
+  assert environ["XLA_FLAGS"] == ("--xla_force_host_platform_device_count=4 "
+                                  "--xla_gpu_deterministic_ops=true")
+  assert not prefer_deterministic_gpu(environ)  # once is enough
+  chosen = {"XLA_FLAGS": "--xla_gpu_deterministic_ops=false"}
+  assert not prefer_deterministic_gpu(chosen)
+  assert chosen == {"XLA_FLAGS": "--xla_gpu_deterministic_ops=false"}
+  fresh = {}
+  prefer_deterministic_gpu(fresh)
+  assert fresh == {"XLA_FLAGS": "--xla_gpu_deterministic_ops=true"}

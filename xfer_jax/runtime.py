@@ -24,6 +24,24 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
   return directory
 
 
+def prefer_deterministic_gpu(environ=os.environ) -> bool:
+  """Asks XLA:GPU for run-to-run identical results unless XLA_FLAGS already decides.
+
+  By default XLA:GPU may use atomics-based reductions and scatters, whose
+  summation order varies between runs. Over a cell's epochs and its early
+  stopping those last bits grow: the same baseline cells of configs/real.py, run
+  twice on one H100, differed by up to 5 points of micro-F1 per seed
+  (docs/results/real/summary.md). Must run before JAX starts a backend; CPU and
+  TPU ignore the flag. XLA_FLAGS=--xla_gpu_deterministic_ops=false opts out.
+  Returns whether it set the flag.
+  """
+  flags = environ.get("XLA_FLAGS", "")
+  if "xla_gpu_deterministic_ops" in flags:
+    return False
+  environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+  return True
+
+
 def join_processes(coordinator_address: str, num_processes: int | None = None,
                    process_id: int | None = None) -> None:
   """Makes this process one of a multi-process run (jax.distributed).
