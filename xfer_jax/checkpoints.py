@@ -31,8 +31,9 @@ class CheckpointError(RuntimeError):
 def _manager(directory: Path, create: bool, max_to_keep: int | None = 2) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                          enable_async_checkpointing=False)
-  return ocp.CheckpointManager(directory.absolute(), options=options,
-                               item_names=("state", "meta"))
+  # handlers named per item, so the manager can also read an item's metadata
+  return ocp.CheckpointManager(directory.absolute(), options=options, item_handlers={
+      "state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
 
 
 class Checkpoints:
@@ -115,9 +116,10 @@ def read(directory: str | os.PathLike, step: int | None = None, target: Any = No
   directory, step = _resolve_step(Path(directory), step)
   as_numpy = target is None
   try:
+    manager = _manager(directory, create=False)
     if as_numpy:
-      target = ocp.StandardCheckpointer().metadata(directory / str(step) / "state").item_metadata
-    tree = _manager(directory, create=False).restore(
+      target = manager.item_metadata(step)["state"]
+    tree = manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_on_one_device(target))))
     tree = tree["state"]
   except Exception as e:
