@@ -8,8 +8,9 @@
 #
 # Source models are trained once: the first task that needs one trains it under a
 # file lock in WORKDIR/sources/ (WORKDIR must be on a filesystem all nodes share
-# and that supports flock), the others wait and then read its checkpoint. A task
-# that dies loses no finished cell; resubmit its index (sbatch --array=7 ...).
+# and that supports flock); the others run their other cells meanwhile, then read
+# its checkpoint. A task that dies loses no finished cell; resubmit its index
+# (sbatch --array=7 ...).
 #SBATCH --job-name=xfer_sweep
 #SBATCH --array=0-15
 #SBATCH --cpus-per-task=8

@@ -3,7 +3,8 @@
 # the report. Run it from a machine with gcloud; every VM needs this repository
 # installed (pip install -e .) in REPO and the same shared WORKDIR mounted (a
 # Filestore / NFS share: the first task to need a source model trains it under
-# a file lock in WORKDIR/sources/, the others wait and then read it).
+# a file lock in WORKDIR/sources/; the others run their other cells meanwhile,
+# then read it).
 #
 #   N=8 PREFIX=xfer ZONE=us-central2-b WORKDIR=/mnt/shared/runs/paper \
 #     DATA_DIR=/mnt/shared/data bash launch/tpu_vm_sweep.sh
