@@ -3,6 +3,8 @@
   python -m launch.sweep --config=configs/demo.py --workdir=runs/demo
   python -m launch.sweep --config=configs/paper.py --workdir=runs/paper \
       --task_index=3 --num_tasks=16   # one slice of 16; the slices are disjoint
+  python -m launch.sweep --config=configs/demo.py --workdir=runs/demo --local_tasks=2
+      # both slices at once, as two processes of this machine, then the report
 
 Appends one record per cell and seed to WORKDIR/results.jsonl (per-task files when
 num_tasks > 1), skips what is recorded, then (with --report, the default for a
@@ -10,14 +12,20 @@ single task) writes WORKDIR/report/ and prints where the heatmaps are. In a SLUR
 array job the slice defaults to the array's (launch/slurm_sweep.sh).
 """
 
+import collections
+import contextlib
 import json
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
 
 from launch import join_processes_from_flags
-from xfer_jax import console, report, sweep
+from xfer_jax import console, report, results, sweep
 from xfer_jax.data import prepare
 from xfer_jax.runtime import is_primary
 
@@ -30,6 +38,9 @@ _NUM_TASKS = flags.DEFINE_integer("num_tasks", None, "slices the grid is cut int
 _REPORT = flags.DEFINE_bool("report", None, "write the report after the slice "
                             "(default: when this is the only task)")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "print the grid's size and this task's cells")
+_LOCAL_TASKS = flags.DEFINE_integer(
+    "local_tasks", 1, "run the grid as this many task processes on this machine, then "
+    "the report: on a small CPU one process leaves a core idle while it compiles")
 
 
 def task() -> tuple[int, int]:
@@ -39,10 +50,74 @@ def task() -> tuple[int, int]:
           count if _NUM_TASKS.value is None else _NUM_TASKS.value)
 
 
+def _child_argv(argv: list[str]) -> list[str]:
+  """This command's flags without --local_tasks (its value may follow it)."""
+  out, skip = [], False
+  for arg in argv[1:]:
+    if skip:
+      skip = False
+    elif arg.startswith("--local_tasks"):
+      skip = "=" not in arg
+    else:
+      out.append(arg)
+  return out
+
+
+def run_local_tasks(config, workdir: Path, count: int, argv: list[str]) -> None:
+  """The grid's `count` task slices as child processes (logs: WORKDIR/task-<i>.log),
+  with one progress bar over all cells; raises if a task fails."""
+  names = sorted({d for p in sweep.pairs(config) for d in p})
+  # prepared here first, so the tasks read the datasets from the cache
+  cells = sweep.expand(config, {d: len(prepare(d, config.data).splits["train"]) for d in names})
+  key = results.config_key(results.grid_fields(config))
+  workdir.mkdir(parents=True, exist_ok=True)
+  logs = [workdir / f"task-{i}.log" for i in range(count)]
+  with contextlib.ExitStack() as stack:
+    children = [subprocess.Popen(
+        [sys.executable, "-m", "launch.sweep", *_child_argv(argv), f"--task_index={i}",
+         f"--num_tasks={count}", "--report=false"],
+        stdout=stack.enter_context(log.open("w")), stderr=subprocess.STDOUT)
+        for i, log in enumerate(logs)]
+    bar = console.Progress(len(cells), f"sweep in {count} local tasks")
+    while any(c.poll() is None for c in children):
+      time.sleep(2)
+      bar.update(_finished_cells(workdir, key, config.train.num_seeds))
+  failed = [str(log) for c, log in zip(children, logs) if c.returncode != 0]
+  if failed:
+    raise SystemExit(f"sweep task(s) failed; see {', '.join(failed)} (rerun to resume)")
+
+
+def _finished_cells(workdir: Path, key: str, num_seeds: int) -> int:
+  """Cells with every seed recorded, counting only complete lines (the tasks are
+  appending to these files right now)."""
+  seeds_per_cell = collections.Counter()
+  for path in results.results_files(workdir):
+    for line in path.read_text().splitlines(keepends=True):
+      try:
+        record = json.loads(line) if line.endswith("\n") else {}
+      except json.JSONDecodeError:  # a line a killed task cut off; the task repairs it
+        continue
+      if record.get("config_key") == key:
+        seeds_per_cell[results.record_id(record)[:-1]] += 1
+  return sum(n >= num_seeds for n in seeds_per_cell.values())
+
+
+def write_report() -> None:
+  written = report.write(_WORKDIR.value, [_WORKDIR.value])
+  print(f"heatmaps: {written['heatmaps']}")
+  print(f"summary:  {written['summary']}")
+
+
 def main(argv):
   del argv
   join_processes_from_flags()
   config = _CONFIG.value
+  if _LOCAL_TASKS.value > 1:
+    if _TASK_INDEX.value is not None or _NUM_TASKS.value is not None:
+      raise app.UsageError("--local_tasks runs every slice itself: drop --task_index/--num_tasks")
+    run_local_tasks(config, Path(_WORKDIR.value), _LOCAL_TASKS.value, sys.argv)
+    write_report()
+    return
   task_index, num_tasks = task()
   if _DRY_RUN.value:
     names = sorted({d for p in sweep.pairs(config) for d in p})
@@ -58,9 +133,7 @@ def main(argv):
       floatfmt=".1f"))
   print(f"records: {summary['results']}")
   if is_primary() and (_REPORT.value or (_REPORT.value is None and num_tasks == 1)):
-    written = report.write(_WORKDIR.value, [_WORKDIR.value])
-    print(f"heatmaps: {written['heatmaps']}")
-    print(f"summary:  {written['summary']}")
+    write_report()
 
 
 if __name__ == "__main__":
