@@ -68,6 +68,10 @@ def train_config() -> ConfigDict:
       epoch_loop="auto",  # "device": one compiled call per epoch; "host": a call per batch
       seed_chunk=0,  # seeds per vmapped call; 0 = auto: 1 on CPU (see Engine), all on GPU/TPU
       num_devices=0,  # devices the seeds (and batches) are spread over; 0 = all
+      # devices each seed's batch is split over (data parallelism inside a seed; the
+      # seeds share the rest). 1: off, as a cell's small batches are latency-bound;
+      # worth it for large source models on several GPUs (docs/scaling.md)
+      batch_devices=1,
       checkpoint_every=5,  # epochs between checkpoints (the last epoch always saves)
   ))
 

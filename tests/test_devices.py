@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from xfer_jax import checkpoints, devices
 
@@ -21,8 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _pretrain(workdir, smoke_config, *flags, env_update=None, processes=1):
   """launch.pretrain of the smoke config in `processes` child processes (several:
   joined by jax.distributed on localhost); returns their outputs."""
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  env.update(PYTHONPATH=str(REPO), **(env_update or {}))
+  env = _child_env(**(env_update or {}))
   command = [sys.executable, "-m", "launch.pretrain", "--config=configs/smoke.py",
              f"--workdir={workdir}", f"--config.data.cache_dir={smoke_config.data.cache_dir}",
              *flags]
@@ -71,12 +71,67 @@ def test_four_devices_in_two_processes_train_as_one(smoke_config, pretrained, tm
   assert _same_seeds(pretrained, tmp_path) == {0, 1, 2, 3}
 
 
+def test_a_seed_batch_split_over_two_devices_trains_as_on_one(smoke_config, pretrained, tmp_path):
+  """config.train.batch_devices=2 on 2 (fake CPU) devices: each seed's batches are
+  split over both devices (XLA adds the batch norm's and the gradients'
+  all-reduces), and the seeds train as in the single-device `pretrained` run."""
+  [output] = _pretrain(tmp_path, smoke_config, "--config.train.batch_devices=2",
+                       "--config.train.max_epochs=6", "--verbosity=0",
+                       env_update={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+  assert "host_step: seeds over 1 device(s), each seed's batch over 2" in output
+  assert _same_seeds(pretrained, tmp_path) == {0, 1}
+  # and the devices did split the batch rather than each compute all of it: the
+  # partitioned step convolves 32 of the 64 rows per device and all-reduces
+  step = _run_python(_COMPILED_STEP, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  assert "all-reduce(" in step and "f32[32,100,8]" in step and "f32[64,100,8]" not in step
+
+
+_COMPILED_STEP = """
+import jax
+from jax.sharding import NamedSharding
+from configs import smoke
+from xfer_jax import experiment
+from xfer_jax.devices import REPLICATED as R, SEEDED as S
+config = smoke.get_config()
+config.train.batch_devices = 2
+engine = experiment.build_engine(config, 3)
+mesh = engine.mesh(1)
+put = lambda spec, tree: jax.tree.map(
+    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, spec)), tree)
+shape = jax.ShapeDtypeStruct
+keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), 1))
+args = (put(S, engine.abstract_state(1)), put(R, shape((500, 100, 3), "float32")),
+        put(R, shape((500,), "int32")), put(S, shape((1, 2, 64), "int32")),
+        put(R, shape((), "int32")), put(R, shape((), "int32")), put(S, keys),
+        put(S, shape((1,), "float32")))
+print(engine._program("host_step", mesh).lower(*args).compile().as_text())
+"""
+
+
+def _child_env(**update) -> dict:
+  """This process's environment for a child, without our XLA_FLAGS, plus update."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env.update(PYTHONPATH=str(REPO), **update)
+  return env
+
+
+def _run_python(code: str, **env_update) -> str:
+  """stdout of `python -c code` in a child process."""
+  done = subprocess.run([sys.executable, "-c", code], env=_child_env(**env_update), cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return done.stdout
+
+
 def test_mesh_sizes():
   assert devices.mesh_size(3, 1) == 1
   assert devices.mesh_size(8, 8) == 8
   assert devices.mesh_size(3, 8) == 3  # 5 devices idle
   assert devices.mesh_size(6, 4) == 3  # equal shards
   assert devices.mesh_size(5, 4) == 1
+  assert devices.mesh_for(3, jax.devices()[:1]) is None  # one device: no mesh
+  with pytest.raises(ValueError, match="batch_devices=2: expected 1 to the 1 devices"):
+    devices.mesh_for(3, jax.devices()[:1], batch_devices=2)
 
 
 def test_launchers_ask_gpus_for_deterministic_ops_unless_xla_flags_decide():

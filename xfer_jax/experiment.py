@@ -47,7 +47,8 @@ def build_engine(config, num_classes: int, param_labels=None, frozen_bn=()) -> E
       sorted(traverse_util.flatten_dict(param_labels, sep="/").items()))
   key = json.dumps([config.model.to_dict(), config.optim.to_dict(), config.data.rate_hz,
                     config.data.window_s, config.train.batch_size, config.train.eval_batch_size,
-                    loop, config.train.seed_chunk, config.train.num_devices, num_classes, labels,
+                    loop, config.train.seed_chunk, config.train.num_devices,
+                    config.train.batch_devices, num_classes, labels,
                     sorted(frozen_bn)],
                    sort_keys=True, default=str)
   return _cached_engine(key)
@@ -56,14 +57,15 @@ def build_engine(config, num_classes: int, param_labels=None, frozen_bn=()) -> E
 @functools.lru_cache(maxsize=64)
 def _cached_engine(key: str) -> Engine:
   (model_config, optim_config, rate_hz, window_s, batch_size, eval_batch_size, epoch_loop,
-   seed_chunk, num_devices, num_classes, labels, frozen_bn) = json.loads(key)
+   seed_chunk, num_devices, batch_devices, num_classes, labels, frozen_bn) = json.loads(key)
   model = build_model(model_config, num_classes, rate_hz, frozen_bn)
   param_labels = None if labels is None else traverse_util.unflatten_dict(
       dict(labels), sep="/")
   return Engine(model, make_optimizer(optim_config, param_labels), l2=optim_config["l2"],
                 batch_size=batch_size, eval_batch_size=eval_batch_size,
                 window_shape=(int(round(window_s * rate_hz)), 3), epoch_loop=epoch_loop,
-                seed_chunk=seed_chunk, device_list=jax.devices()[:num_devices or None])
+                seed_chunk=seed_chunk, batch_devices=batch_devices,
+                device_list=jax.devices()[:num_devices or None])
 
 
 def check_trainable(prepared: Prepared, batch_size: int, n_train: int | None = None) -> None:

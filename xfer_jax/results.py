@@ -25,7 +25,7 @@ RESULTS_GLOB = "results*.jsonl"
 GRID_FILE = "sweep.json"
 # Config fields that do not change a cell's numbers (bookkeeping, resumption).
 NOT_IN_GRID = ("adapt.size", "train.checkpoint_every", "train.epoch_loop", "train.eval_batch_size",
-               "train.seed_chunk", "train.num_devices",
+               "train.seed_chunk", "train.num_devices", "train.batch_devices",
                "data.cache_dir", "data.data_dir", "source", "target", "transfer.blocks")
 
 

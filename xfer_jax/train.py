@@ -109,11 +109,17 @@ class Engine:
 
   def __init__(self, model, tx: optax.GradientTransformation, *, l2: float, batch_size: int,
                eval_batch_size: int, window_shape=(100, 3), epoch_loop: str = "auto",
-               seed_chunk: int = 0, device_list=None):
+               seed_chunk: int = 0, batch_devices: int = 1, device_list=None):
     self.model, self.tx, self.l2 = model, tx, l2
     self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
     self.window_shape = tuple(window_shape)
     self.devices = tuple(device_list or jax.devices())
+    devices.mesh_for(1, self.devices, batch_devices)  # checks batch_devices against the devices
+    for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+      if size % batch_devices:
+        raise ValueError(f"{name}={size} does not split over batch_devices={batch_devices}: "
+                         "expected a multiple of it")
+    self.batch_devices = batch_devices
     cpu = self.devices[0].platform == "cpu"
     if epoch_loop == "auto":
       # XLA:CPU runs a loop body several times slower than the same step compiled
@@ -128,7 +134,7 @@ class Engine:
     # convolutions several times slower per window than one seed's, so on one CPU
     # device the same vmapped programs take one seed at a time (docs/performance.md);
     # with several devices (or on GPU/TPU) all seeds go together over the mesh.
-    self.seed_chunk = seed_chunk or (1 if cpu and len(self.devices) == 1 else 0)
+    self.seed_chunk = seed_chunk or (1 if cpu and len(self.devices) == batch_devices else 0)
     # Programs run once per run or per epoch compile without LLVM optimisation on
     # CPU: XLA:CPU spends most of a compile there (init: 70 s -> 19 s for the demo
     # network) and these programs are cheap to run either way. The hot programs
@@ -144,7 +150,8 @@ class Engine:
     self._keep_best = jax.jit(_keep_best, compiler_options=once)
     # The per-seed programs: (function over a seed chunk, which arguments and
     # outputs are per seed ("S") or shared ("R"), jit options). On a mesh each is
-    # shard_mapped, every device running it on its own seeds.
+    # shard_mapped over the seed axis, every seed group running it on its own seeds
+    # (and XLA splitting each seed's batch over the group's devices).
     self._program_specs = {
         "device_epoch": (jax.vmap(self._epoch_one, in_axes=(0, None, None, 0, None, 0)),
                          "SRRSRS", "SS", {"donate_argnums": 0}),
@@ -164,7 +171,9 @@ class Engine:
       if mesh is not None:
         spec = {"S": devices.SEEDED, "R": devices.REPLICATED}
         fn = jax.shard_map(fn, mesh=mesh, in_specs=tuple(spec[c] for c in ins),
-                           out_specs=tuple(spec[c] for c in outs))
+                           out_specs=tuple(spec[c] for c in outs), axis_names={devices.SEED})
+        logging.info("%s: seeds over %d device(s), each seed's batch over %d", name,
+                     mesh.shape[devices.SEED], mesh.shape[devices.BATCH])
       self._programs[name, mesh] = jax.jit(fn, **options)
     return self._programs[name, mesh]
 
@@ -221,8 +230,8 @@ class Engine:
   def _batch_step(self, state: TrainState, x_NxWx3, y_N, rows_B, i, n_valid, key, loss_sum):
     """Batch i of an epoch on rows_B of x; rows past n_valid in the epoch are padding."""
     mask = (i * self.batch_size + jnp.arange(self.batch_size)) < n_valid
-    state, loss = self._step(state, x_NxWx3[rows_B], y_N[rows_B], mask,
-                             jax.random.fold_in(jax.random.fold_in(key, 1), i))
+    x, y, mask = devices.split_batch((x_NxWx3[rows_B], y_N[rows_B], mask))
+    state, loss = self._step(state, x, y, mask, jax.random.fold_in(jax.random.fold_in(key, 1), i))
     return state, loss_sum + loss * jnp.sum(mask)
 
   def _epoch_one(self, state: TrainState, x_NxWx3, y_N, index_C, n_valid, key):
@@ -258,7 +267,7 @@ class Engine:
 
   def mesh(self, num_seeds: int):
     """The device mesh of a vmapped call of num_seeds seeds (None: one device)."""
-    return devices.mesh_for(num_seeds, self.devices)
+    return devices.mesh_for(num_seeds, self.devices, self.batch_devices)
 
   def _replicated(self, mesh, tree):
     """tree's arrays on every device of mesh, copied once per array and mesh."""
@@ -322,6 +331,7 @@ class Engine:
 
   def _eval_chunk(self, params, batch_stats, x_BxWx3, y_B, mask_B):
     """(summed cross-entropy, correct count, predictions) of one chunk's real rows."""
+    x_BxWx3, y_B, mask_B = devices.split_batch((x_BxWx3, y_B, mask_B))
     logits = self._logits(params, batch_stats, x_BxWx3)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, y_B)
     predictions = jnp.argmax(logits, -1)
