@@ -82,6 +82,7 @@ def test_a_seed_batch_split_over_two_devices_trains_as_on_one(smoke_config, pret
   assert _same_seeds(pretrained, tmp_path) == {0, 1}
   # and the devices did split the batch rather than each compute all of it: the
   # partitioned step convolves 32 of the 64 rows per device and all-reduces
+  # (the child also traces the one-call epoch on this mesh)
   step = _run_python(_COMPILED_STEP, XLA_FLAGS="--xla_force_host_platform_device_count=2")
   assert "all-reduce(" in step and "f32[32,100,8]" in step and "f32[64,100,8]" not in step
 
@@ -105,6 +106,9 @@ args = (put(S, engine.abstract_state(1)), put(R, shape((500, 100, 3), "float32")
         put(R, shape((), "int32")), put(R, shape((), "int32")), put(S, keys),
         put(S, shape((1,), "float32")))
 print(engine._program("host_step", mesh).lower(*args).compile().as_text())
+# the one-call epoch (GPU/TPU's default) traces on the mesh too
+engine._program("device_epoch", mesh).lower(*args[:3], put(S, shape((1, 128), "int32")), args[5],
+                                            args[6])
 """
 
 
