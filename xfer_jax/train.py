@@ -80,11 +80,11 @@ class Batches:
 
 @flax.struct.dataclass
 class EvalSet:
-  """A split padded to a multiple of the evaluation batch; mask marks real rows."""
+  """A split on the device in chunks of the evaluation batch, the last one padded;
+  masks mark real rows. Cut on the host once, so that evaluating it every epoch
+  needs no slicing programs (each slice start would be one more compilation)."""
 
-  x_NxWx3: jax.Array
-  y_N: jax.Array
-  mask_N: jax.Array
+  chunks: tuple  # ((x_BxWx3, y_B, mask_B), ...)
   n: int = flax.struct.field(pytree_node=False)
 
   @classmethod
@@ -95,7 +95,9 @@ class EvalSet:
     xp[:n] = x
     yp = np.zeros(size, np.int32)
     yp[:n] = y
-    return cls(jnp.asarray(xp), jnp.asarray(yp), jnp.asarray(np.arange(size) < n), n)
+    mask = np.arange(size) < n
+    return cls(tuple((jnp.asarray(xp[a:a + batch_size]), jnp.asarray(yp[a:a + batch_size]),
+                      jnp.asarray(mask[a:a + batch_size])) for a in range(0, size, batch_size)), n)
 
 
 class Engine:
@@ -281,7 +283,7 @@ class Engine:
     def place(a):
       key = (id(a), mesh)
       if key not in self._placed:
-        if len(self._placed) >= 16:
+        if len(self._placed) >= 256:  # an evaluation set is 3 arrays per chunk
           self._placed.pop(next(iter(self._placed)))
         self._placed[key] = (a, devices.replicated(mesh, a))  # holding a keeps id(a) unique
       return self._placed[key][1]
@@ -345,10 +347,8 @@ class Engine:
   def _eval_rows(self, mesh, params_S, stats_S, data: EvalSet):
     """(summed cross-entropy, correct count, predictions (S, rows)) over an EvalSet of
     any size, by the one compiled program of eval_batch_size rows."""
-    size, program = self.eval_batch_size, self._program("eval_chunk", mesh)
-    chunks = [program(params_S, stats_S, data.x_NxWx3[start:start + size],
-                                 data.y_N[start:start + size], data.mask_N[start:start + size])
-              for start in range(0, data.x_NxWx3.shape[0], size)]
+    program = self._program("eval_chunk", mesh)
+    chunks = [program(params_S, stats_S, *chunk) for chunk in data.chunks]
     ce, correct, predictions = zip(*chunks)
     return sum(ce[1:], ce[0]), sum(correct[1:], correct[0]), jnp.concatenate(predictions, 1)
 
