@@ -39,7 +39,7 @@ def _pretrain(workdir, smoke_config, *flags, env_update=None, processes=1):
   return outputs
 
 
-def _same_seeds(single, other, epochs=6):
+def _same_seeds(single, other, epochs=6, param_atol=1e-5):
   """other's first `epochs` epochs (a checkpoint at epochs - 1, its seeds a
   superset) equal the single-device, single-process run's: metrics per epoch and
   seed, and every parameter at that checkpoint."""
@@ -54,7 +54,8 @@ def _same_seeds(single, other, epochs=6):
                                rtol=1e-5, atol=1e-6)
   (tree_a, _), (tree_b, _) = (checkpoints.read(d, step=epochs - 1) for d in (single, other))
   num_seeds = len(jax.tree.leaves(tree_a["params"])[0])
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(b[:num_seeds], a, rtol=1e-5, atol=1e-5),
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(b[:num_seeds], a, rtol=1e-5,
+                                                       atol=param_atol),
                tree_a["params"], tree_b["params"])
   return {seed for _, seed in theirs}
 
@@ -79,7 +80,12 @@ def test_a_seed_batch_split_over_two_devices_trains_as_on_one(smoke_config, pret
                        "--config.train.max_epochs=6", "--verbosity=0",
                        env_update={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
   assert "host_step: seeds over 1 device(s), each seed's batch over 2" in output
-  assert _same_seeds(pretrained, tmp_path) == {0, 1}
+  # Parameters within 1e-4 rather than 1e-5: split over devices, a batch's sums
+  # are added in another order, and Adam's normalisation turns that rounding in a
+  # near-zero gradient into up to a few 1e-5 of one update (docs/scaling.md; the
+  # CPU's instruction set decides where). A real error, a statistic or gradient
+  # over half the batch, moves every parameter by about a whole update (~1e-3).
+  assert _same_seeds(pretrained, tmp_path, param_atol=1e-4) == {0, 1}
   # and the devices did split the batch rather than each compute all of it: the
   # partitioned step convolves 32 of the 64 rows per device and all-reduces
   # (the child also traces the one-call epoch on this mesh)
