@@ -22,7 +22,7 @@ def prepared(config):
 
 
 def _train(config, prepared, keys, epochs, capacity=None, index=None, loop="host", seed_chunk=0,
-           engine_out=None):
+           engine_out=None, batches=None):
   config = config.copy_and_resolve_references()
   config.train.epoch_loop = loop
   config.train.seed_chunk = seed_chunk
@@ -30,8 +30,9 @@ def _train(config, prepared, keys, epochs, capacity=None, index=None, loop="host
   if engine_out is not None:
     engine_out.append(engine)
   train = prepared.splits["train"]
-  batches = Batches.create(train.x_NxWx3, train.y_N, len(keys), config.train.batch_size,
-                           index, capacity)
+  if batches is None:
+    batches = Batches.create(train.x_NxWx3, train.y_N, len(keys), config.train.batch_size,
+                             index, capacity)
   state = engine.init(keys)
   for epoch in range(epochs):
     epoch_keys = jax.vmap(lambda k, e=epoch: jax.random.fold_in(jax.random.fold_in(k, 1), e))(keys)
@@ -68,6 +69,29 @@ def test_padding_with_masked_rows_changes_nothing(config, prepared):
   padded = _train(config, prepared, seed_keys(0, 1), epochs=2, capacity=n + 300)
   _close(plain.params, padded.params)
   _close(plain.batch_stats, padded.batch_stats)
+
+
+@pytest.mark.parametrize("loop", ["host", "device"])
+def test_a_set_smaller_than_a_batch_steps_on_its_own_rows(config, prepared, loop):
+  """A 20-window set trains as one batch of 32 rows instead of a full batch of 64
+  (Batches.create), with the numbers of the full, mostly masked batch."""
+  rows = np.arange(20)[None]
+  train = prepared.splits["train"]
+  small = Batches.create(train.x_NxWx3, train.y_N, 1, config.train.batch_size, rows, capacity=300)
+  assert small.index_SxC.shape == (1, 32)
+  full_index = np.zeros((1, config.train.batch_size), np.int32)
+  full_index[:, :20] = rows
+  full = Batches(small.x_NxWx3, small.y_N, jax.numpy.asarray(full_index), 20)
+  states = []
+  for batches in (small, full):
+    states.append(_train(config, prepared, seed_keys(0, 1), epochs=3, loop=loop, batches=batches))
+  _close(states[0].params, states[1].params)
+  _close(states[0].batch_stats, states[1].batch_stats)
+  # and it learns: the trained parameters differ from the initial ones
+  engine = experiment.build_engine(config, prepared.num_classes)
+  initial = engine.init(seed_keys(0, 1))
+  moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), states[0].params, initial.params)
+  assert min(jax.tree.leaves(moved)) > 1e-4
 
 
 def test_device_loop_matches_host_loop(config, prepared):
