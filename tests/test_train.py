@@ -8,7 +8,7 @@ import pytest
 
 from xfer_jax import checkpoints, experiment
 from xfer_jax.data import prepare
-from xfer_jax.train import Batches, EvalSet, fit, seed_keys
+from xfer_jax.train import Batches, EarlyStopping, EvalSet, fit, seed_keys
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,44 @@ def test_epochs_move_only_their_metrics(config, prepared):
   with pytest.raises(Exception, match="host-to-device transfer"), \
       jax.transfer_guard("disallow"):
     engine._mean(result.state.params["head"]["bias"], 2)  # a Python number would be copied
+
+
+def test_a_stopped_seed_costs_nothing_and_changes_nothing(config, prepared):
+  """Seed 1 has stopped early (a resumed EarlyStopping says so). With one seed per
+  call (CPU's default) its epochs and validation passes are skipped: its state is
+  left as it was, moving no data (under jax.transfer_guard). Seed 0 trains, and is
+  logged, exactly as in one vmapped call, where seed 1 runs on unused."""
+  engine_per_seed = experiment.build_engine(config, prepared.num_classes)
+  config_vmapped = config.copy_and_resolve_references()
+  config_vmapped.train.seed_chunk = 2
+  engine_vmapped = experiment.build_engine(config_vmapped, prepared.num_classes)
+  train, val = prepared.splits["train"], prepared.splits["val"]
+  batches = Batches.create(train.x_NxWx3, train.y_N, 2, config.train.batch_size,
+                           np.stack([np.arange(100)] * 2))
+  val_set = EvalSet.create(val.x_NxWx3, val.y_N, config.train.eval_batch_size)
+  keys = seed_keys(0, 2)
+  results = []
+  for engine in (engine_per_seed, engine_vmapped):
+    stopping = EarlyStopping.create(patience=5, num_seeds=2)
+    stopping.stopped[1] = True
+    initial = engine.init(keys)
+    with jax.transfer_guard("disallow"):
+      results.append(fit(engine, initial, batches, val_set, keys, max_epochs=3, patience=5,
+                         stopping=stopping, progress=False))
+  per_seed, vmapped = results
+  assert [(r["epoch"], r["seed"]) for r in per_seed.history] == [(0, 0), (1, 0), (2, 0)]
+  assert [r["val_loss"] for r in per_seed.history] == pytest.approx(
+      [r["val_loss"] for r in vmapped.history], rel=1e-5)
+  assert per_seed.stopping.epochs == vmapped.stopping.epochs == [3, 0]
+  seed = lambda i: lambda tree: jax.tree.map(lambda a: np.asarray(a[i]), tree)
+  _close(seed(0)(per_seed.state.params), seed(0)(vmapped.state.params))
+  _close(seed(0)(per_seed.best_params), seed(0)(vmapped.best_params))
+  initial = engine_per_seed.init(keys)
+  jax.tree.map(np.testing.assert_array_equal, seed(1)(per_seed.state.params),
+               seed(1)(initial.params))
+  moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), seed(1)(vmapped.state.params),
+                       seed(1)(initial.params))
+  assert max(jax.tree.leaves(moved)) > 1e-4  # the vmapped call did train it
 
 
 def test_nan_loss_names_seed_and_epoch(config, prepared):

@@ -27,7 +27,7 @@ from xfer_jax.data.atomic import write_text
 from xfer_jax.models import MultiResNet
 from xfer_jax.optim import make_optimizer
 from xfer_jax.runtime import is_primary
-from xfer_jax.train import Batches, EarlyStopping, Engine, EvalSet, TrainState, fit, seed_keys
+from xfer_jax.train import Batches, EarlyStopping, Engine, EvalSet, TrainState, fit, num_seeds_of, seed_keys
 
 
 def build_model(model_config: Mapping, num_classes: int, rate_hz: float,
@@ -244,7 +244,7 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
                         "source_dataset": source[2]["dataset"] if source else None}}
   if source is not None:
     src_params, src_stats, _ = source
-    num_src = len(jax.tree.leaves(src_params)[0])
+    num_src = num_seeds_of(src_params)
     seed_map = np.arange(tc.num_seeds) % num_src
     first = lambda tree: jax.tree.map(lambda a: a[0], tree)
     # check the fit on one seed, so errors show the model's own shapes

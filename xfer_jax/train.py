@@ -180,6 +180,7 @@ class Engine:
     }
     self._programs = {}
     self._placed = {}  # (id(array), mesh) -> (array, its replicated copy)
+    self._nan_losses = {}  # (mesh, seeds) -> NaN per seed, on the mesh
 
   def _program(self, name: str, mesh=None):
     """The compiled per-seed program `name` for a mesh (None: one device)."""
@@ -312,19 +313,39 @@ class Engine:
       return self._placed[key][1]
     return jax.tree.map(place, tree)
 
-  def _per_chunk(self, fn, num_seeds: int, seeded: tuple, *shared):
+  def _per_chunk(self, fn, num_seeds: int, seeded: tuple, *shared, active_S=None, idle=None):
     """fn(mesh, *seeded_chunk, *shared) per seed chunk, seeded on the chunk's mesh
     and shared replicated; per-seed outputs joined on axis 0.
-    seeded: a tuple of arrays/pytrees with a leading seed axis."""
+    seeded: a tuple of arrays/pytrees with a leading seed axis. active_S: optional
+    host bools per seed; a chunk with none active is not run, and idle(mesh,
+    *seeded_chunk) stands for its outputs."""
     slices = self.seed_slices(num_seeds)
     parts = [seeded] if len(slices) == 1 else self._split(seeded, slices)
     mesh = self.mesh(slices[0][1] - slices[0][0])  # chunks are equal: one mesh
-    outs = [fn(mesh, *devices.seeded(mesh, part), *self._replicated(mesh, shared))
-            for part in parts]
+    outs = []
+    for (a0, a1), part in zip(slices, parts):
+      part = devices.seeded(mesh, part)
+      if active_S is None or np.any(active_S[a0:a1]):
+        outs.append(fn(mesh, *part, *self._replicated(mesh, shared)))
+      else:
+        outs.append(idle(mesh, *part))
     return outs[0] if len(outs) == 1 else self._join(outs)
 
-  def epoch(self, state: TrainState, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
+  def _not_run(self, mesh, num_seeds: int):
+    """NaN per seed on the device: the losses of seeds whose chunk did not run."""
+    key = (mesh, num_seeds)
+    if key not in self._nan_losses:
+      nan = np.full(num_seeds, np.nan, np.float32)
+      self._nan_losses[key] = devices.seeded(mesh, nan) if mesh else jax.device_put(nan)
+    return self._nan_losses[key]
+
+  def epoch(self, state: TrainState, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S,
+            active_S=None):
     """Trains every seed for one epoch; returns (state, mean train loss per seed).
+
+    active_S (host bools per seed, optional): a chunk of seeds none of which is
+    active (stopped early) is skipped: its state stays, its losses are NaN. With
+    one seed per chunk (CPU) stopped seeds then cost nothing; vmapped seeds run on.
 
     "device": the batch loop runs inside one compiled call. "host": the same
     batch step, compiled once for any capacity, is called per batch from Python;
@@ -338,7 +359,8 @@ class Engine:
     return self._per_chunk(
         lambda mesh, state, index_SxC, keys_S, x, y: self._epoch_chunk(
             mesh, state, x, y, index_SxC, n_valid, keys_S),
-        len(keys_S), (state, index_SxC, keys_S), x_NxWx3, y_N)
+        len(keys_S), (state, index_SxC, keys_S), x_NxWx3, y_N, active_S=active_S,
+        idle=lambda mesh, state, index_SxC, keys_S: (state, self._not_run(mesh, len(keys_S))))
 
   def _epoch_chunk(self, mesh, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
     n_valid_dev = devices.replicated(mesh, np.int32(n_valid))  # once per epoch
@@ -380,18 +402,27 @@ class Engine:
     ce, correct, predictions = zip(*chunks)
     return sum(ce[1:], ce[0]), sum(correct[1:], correct[0]), jnp.concatenate(predictions, 1)
 
-  def evaluate(self, params_S, stats_S, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
-    """Per seed: mean cross-entropy and accuracy over the real rows (numpy)."""
-    ce, correct, _ = self._per_chunk(self._eval_rows, len(jax.tree.leaves(params_S)[0]),
-                                     (params_S, stats_S), data)
+  def evaluate(self, params_S, stats_S, data: EvalSet,
+               active_S=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed: mean cross-entropy and accuracy over the real rows (numpy); NaN
+    for seeds whose chunk active_S skips (see epoch)."""
+    ce, correct = self._per_chunk(
+        lambda *args: self._eval_rows(*args)[:2], num_seeds_of(params_S), (params_S, stats_S), data,
+        active_S=active_S,
+        idle=lambda mesh, params_S, _: (self._not_run(mesh, num_seeds_of(params_S)),) * 2)
     ce, correct = devices.to_host((ce, correct))
     return ce / data.n, correct / data.n
 
   def predict(self, params_S, stats_S, data: EvalSet) -> np.ndarray:
     """Predicted classes (S, n) of the real rows."""
-    _, _, predictions = self._per_chunk(self._eval_rows, len(jax.tree.leaves(params_S)[0]),
+    _, _, predictions = self._per_chunk(self._eval_rows, num_seeds_of(params_S),
                                         (params_S, stats_S), data)
     return devices.to_host(predictions)[:, :data.n]
+
+
+def num_seeds_of(tree) -> int:
+  """The length of the leading (seed) axis of a per-seed pytree."""
+  return len(jax.tree.leaves(tree)[0])
 
 
 _fold_in_S = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
@@ -483,15 +514,17 @@ def fit(engine: Engine, state: TrainState, train: Batches, val: EvalSet, keys_S,
     if stopping.all_stopped:
       break
     keys = fold_in_S(epoch_keys, epoch)
+    # seeds stopped early train no more (their best is kept); on CPU, one seed per
+    # call, their epochs and validation passes are skipped altogether
+    active = ~np.array(stopping.stopped)
     state, train_loss = engine.epoch(state, train.x_NxWx3, train.y_N, train.index_SxC,
-                                     train.n_valid, keys)
-    val_loss, val_acc = engine.evaluate(state.params, state.batch_stats, val)
+                                     train.n_valid, keys, active)
+    val_loss, val_acc = engine.evaluate(state.params, state.batch_stats, val, active)
     train_loss = devices.to_host(train_loss)
-    bad = np.flatnonzero(~np.isfinite(train_loss) | ~np.isfinite(val_loss))
+    bad = np.flatnonzero(active & (~np.isfinite(train_loss) | ~np.isfinite(val_loss)))
     if bad.size:
       raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "
                                f"at epoch {epoch}")
-    active = [not s for s in stopping.stopped]
     improved = stopping.update(epoch, val_loss)
     if improved.any():
       best = engine.keep_best(best, state, improved)
@@ -505,7 +538,8 @@ def fit(engine: Engine, state: TrainState, train: Batches, val: EvalSet, keys_S,
     if on_epoch_end is not None:
       on_epoch_end(epoch, state, best, stopping, history)
     if bar:
-      bar.update(epoch + 1, f"val loss {np.mean(val_loss):.3f} acc {np.mean(val_acc):.3f}")
+      bar.update(epoch + 1, f"val loss {np.mean(val_loss[active]):.3f} "
+                            f"acc {np.mean(val_acc[active]):.3f}")
   if bar and bar.done < bar.total:
     bar.update(bar.total, f"stopped early at epochs {stopping.epochs}")
   logging.info("%s: %d epochs in %.1f s", label, max(stopping.epochs), time.monotonic() - start)
