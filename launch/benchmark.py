@@ -208,7 +208,12 @@ def main(argv):
             _CELL_EPOCHS.value)
   if _JSON.value:
     print(json.dumps(out, default=list))
-    return
+  else:
+    print_report(out)
+
+
+def print_report(out: dict) -> None:
+  """run()'s measurements as a header line, the training table and summary lines."""
   print(f"{out['backend']} {out['devices']}: matmul {out['matmul_gflops']:.1f} GFLOP/s; "
         f"{out['train_flops_per_window'] / 1e6:.1f} MFLOP per training window; "
         f"batch {out['batch_size']}")
@@ -216,7 +221,8 @@ def main(argv):
   print(f"evaluation {out['eval_windows_per_s_per_seed']:.0f} windows/s per seed")
   if "cell_s" in out:
     print(f"adaptation cell: {out['cell_windows']} windows x {out['cell_seeds']} seeds, "
-          f"{out['cell_epochs']} epochs in {out['cell_s']:.1f} s; as {out['cell_seeds']} "
+          f"{out['cell_epochs']} epochs (per seed {out['cell_epochs_per_seed']}) in "
+          f"{out['cell_s']:.1f} s; as {out['cell_seeds']} "
           f"single-seed runs {out['cell_single_seed_runs_s']:.1f} s "
           f"({out['cell_speedup_vs_single_runs']:.2f}x)")
 

@@ -1,0 +1,51 @@
+"""launch.benchmark end to end on the smoke network: what it reports holds together."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from launch import benchmark
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def report():
+  done = subprocess.run(
+      [sys.executable, "-m", "launch.benchmark", "--config=configs/smoke.py", "--seeds=2",
+       "--steps=2", "--eval_windows=64", "--cell_size=20", "--cell_epochs=3", "--json"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_training_rows_compare_with_one_seed_and_the_matmul_rate(report):
+  rows = report["training"]
+  # one seed; 2 seeds in the engine's chunks (one per call on CPU); 2 in one vmapped call
+  assert [(r["seeds"], r["seed_chunks"]) for r in rows] == [(1, 1), (2, 2), (2, 1)]
+  assert report["train_flops_per_window"] > 1e6 and report["matmul_gflops"] > 0
+  for r in rows:
+    assert r["compiles_in_timed_epoch"] == 0 and r["transfer_guard"] == "ok"
+    assert r["windows_per_s"] == pytest.approx(r["seeds"] * r["per_seed_windows_per_s"])
+    assert r["gflops"] == pytest.approx(r["windows_per_s"] * report["train_flops_per_window"] / 1e9)
+    assert r["of_matmul_rate"] == pytest.approx(r["gflops"] / report["matmul_gflops"])
+    assert r["vs_1_seed"] == pytest.approx(r["windows_per_s"] / rows[0]["windows_per_s"])
+  assert report["S_seeds_vs_1_seed"] == rows[1]["vs_1_seed"]
+
+
+def test_the_cell_is_timed_together_and_as_single_seed_runs(report):
+  assert report["cell_windows"] == 20 and report["cell_seeds"] == 2
+  epochs = report["cell_epochs_per_seed"]
+  assert len(epochs) == 2 and report["cell_epochs"] == max(epochs) <= 3
+  assert report["cell_speedup_vs_single_runs"] == pytest.approx(
+      report["cell_single_seed_runs_s"] / report["cell_s"])
+  assert report["eval_windows"] == 64 and report["eval_windows_per_s_per_seed"] > 0
+
+
+def test_the_table_prints_every_measurement(report, capsys):
+  benchmark.print_report(report)
+  text = capsys.readouterr().out
+  assert f"batch {report['batch_size']}" in text
+  assert "vs_1_seed" in text and "transfer_guard" in text
+  assert f"per seed {report['cell_epochs_per_seed']}" in text
