@@ -53,7 +53,7 @@ def seed_keys(seed: int, num_seeds: int) -> jax.Array:
   return jnp.stack([jax.random.key(seed + s) for s in range(num_seeds)])
 
 
-SMALLEST_BATCH = 8  # a multiple of any batch_devices a set this small is split over
+SMALLEST_BATCH = 8  # rows of the smallest batch: it still splits over 2, 4 or 8 batch_devices
 
 
 def _round_up(n: int, multiple: int) -> int:
