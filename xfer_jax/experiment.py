@@ -221,7 +221,7 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   split, starting from the source checkpoint's blocks by config.transfer; without
   a source, trains the baseline. Seed s of the target starts from source seed
   s mod (source seeds). capacity: pad the subset to this many rows, so that every
-  size of a sweep shares one compilation."""
+  size of a sweep shares one compilation (sizes under one batch: see Batches.create)."""
   tc = config.train
   prepared = prepared or prepare(config.target, config.data)
   size = min(size or config.adapt.size, len(prepared.splits["train"]))

@@ -254,7 +254,8 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
         sources[cell.source] = source
       deferred = 0
       target = dataset(cell.target)
-      # capacity = the largest size: every size of a target shares one compilation
+      # capacity = the largest size: a target's sizes of a batch or more share one
+      # compilation (smaller ones are one batch of a power of two: Batches.create)
       capacity = max(c.size for c in cells if c.target == cell.target)
       cell_start = time.monotonic()
       try:
