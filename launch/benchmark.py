@@ -1,6 +1,7 @@
 """Training and evaluation speed of a config's model against the machine's matmul rate.
 
   python -m launch.benchmark [--config=configs/paper.py] [--seeds=8[,64...]] [--steps=8] [--json]
+      [--profile_dir=DIR]   # also profile each training row (jax.profiler traces)
       [--cell_size=1600 --cell_epochs=70]   # also time one adaptation cell
 
 All in one process, so ratios hold on a noisy machine:
@@ -16,13 +17,17 @@ All in one process, so ratios hold on a noisy machine:
   (no implicit host<->device copies: data stay on the device);
 - evaluation windows/s (Engine.predict), and optionally one adaptation cell:
   cell_size windows, seeds together, early stopping or cell_epochs, against the
-  same cell run as single-seed runs one after another.
+  same cell run as single-seed runs one after another;
+- with --profile_dir, one more epoch of each training row under jax.profiler
+  (outside the timing): the trace in profile_dir, and its op families' shares
+  in the row's "profile" (xfer_jax/profiling.py).
 Data are random windows; the numbers measure cost, not accuracy.
 """
 
 import json
 import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +36,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from xfer_jax import console, experiment
+from xfer_jax.profiling import op_family_times
 from xfer_jax.runtime import CompileCounter
 from xfer_jax.train import Batches, EvalSet, fit, seed_keys
 
@@ -43,6 +49,8 @@ _CELL_SIZE = flags.DEFINE_integer("cell_size", 0, "time one adaptation cell of t
                                   "windows (the default grid's 1600); 0 = skip")
 _CELL_EPOCHS = flags.DEFINE_integer("cell_epochs", 70, "the cell's max epochs")
 _JSON = flags.DEFINE_bool("json", False, "print one JSON object")
+_PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "also profile one epoch of each "
+                                   "training row: traces here, op families in the output")
 NUM_CLASSES = 10
 
 
@@ -92,8 +100,10 @@ def flops_per_window(config) -> float:
   return float(cost["flops"]) / batch
 
 
-def measure_training(config, num_seeds: int, seed_chunk: int, steps: int) -> dict:
-  """Windows/s of Engine.epoch: one warm-up epoch (compiles), one timed epoch."""
+def measure_training(config, num_seeds: int, seed_chunk: int, steps: int,
+                     profile_dir: Path | None = None) -> dict:
+  """Windows/s of Engine.epoch: one warm-up epoch (compiles), one timed epoch, and
+  with profile_dir one profiled epoch."""
   engine, config = _engine(config, num_seeds, seed_chunk)
   batch = config.train.batch_size
   x, y = _random_windows(config, batch * steps)
@@ -120,10 +130,19 @@ def measure_training(config, num_seeds: int, seed_chunk: int, steps: int) -> dic
       jax.block_until_ready(loss)
     elapsed = time.perf_counter() - start
   windows_per_s = num_seeds * data.n_valid / elapsed
-  return {"seeds": num_seeds, "seed_chunks": len(engine.seed_slices(num_seeds)),
-          "first_epoch_s": first_epoch_s, "epoch_s": elapsed, "windows_per_s": windows_per_s,
-          "per_seed_windows_per_s": windows_per_s / num_seeds,
-          "compiles_in_timed_epoch": compiles.count, "transfer_guard": guard}
+  chunks = len(engine.seed_slices(num_seeds))
+  row = {"seeds": num_seeds, "seed_chunks": chunks, "first_epoch_s": first_epoch_s,
+         "epoch_s": elapsed, "windows_per_s": windows_per_s,
+         "per_seed_windows_per_s": windows_per_s / num_seeds,
+         "compiles_in_timed_epoch": compiles.count, "transfer_guard": guard}
+  if profile_dir is not None:
+    trace_dir = profile_dir / f"train_{num_seeds}_seeds_{chunks}_chunks"
+    with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+      state, loss = engine.epoch(state, data.x_NxWx3, data.y_N, data.index_SxC, data.n_valid,
+                                 keys)
+      jax.block_until_ready(loss)
+    row["profile"] = op_family_times(trace_dir, top=8)
+  return row
 
 
 def measure_eval(config, num_seeds: int, windows: int) -> dict:
@@ -171,17 +190,18 @@ def _progress(what) -> None:
 
 
 def run(config, seeds: list[int], steps: int, eval_windows: int, cell_size: int,
-        cell_epochs: int) -> dict:
+        cell_epochs: int, profile_dir: str | None = None) -> dict:
   peak = matmul_gflops()
   flops = flops_per_window(config)
   _progress(f"matmul {peak:.1f} GFLOP/s, {flops:.4g} FLOP per training window")
-  rows = [measure_training(config, 1, 0, steps)]
+  profile_dir = Path(profile_dir) if profile_dir else None
+  rows = [measure_training(config, 1, 0, steps, profile_dir)]
   _progress(rows[-1])
   for num_seeds in seeds:
-    rows.append(measure_training(config, num_seeds, 0, steps))
+    rows.append(measure_training(config, num_seeds, 0, steps, profile_dir))
     _progress(rows[-1])
     if rows[-1]["seed_chunks"] > 1:  # also S seeds in one vmapped call (the GPU/TPU default)
-      rows.append(measure_training(config, num_seeds, num_seeds, steps))
+      rows.append(measure_training(config, num_seeds, num_seeds, steps, profile_dir))
       _progress(rows[-1])
   for r in rows:
     r["gflops"] = r["windows_per_s"] * flops / 1e9
@@ -205,7 +225,7 @@ def main(argv):
   if not seeds or min(seeds) < 1:
     raise app.UsageError(f"--seeds={','.join(_SEEDS.value)}: expected positive seed counts")
   out = run(_CONFIG.value, seeds, _STEPS.value, _EVAL_WINDOWS.value, _CELL_SIZE.value,
-            _CELL_EPOCHS.value)
+            _CELL_EPOCHS.value, _PROFILE_DIR.value)
   if _JSON.value:
     print(json.dumps(out, default=list))
   else:
@@ -217,7 +237,12 @@ def print_report(out: dict) -> None:
   print(f"{out['backend']} {out['devices']}: matmul {out['matmul_gflops']:.1f} GFLOP/s; "
         f"{out['train_flops_per_window'] / 1e6:.1f} MFLOP per training window; "
         f"batch {out['batch_size']}")
-  print(console.format_table(out["training"], floatfmt=".3g"))
+  print(console.format_table([{k: v for k, v in r.items() if k != "profile"}
+                              for r in out["training"]], floatfmt=".3g"))
+  for r in out["training"]:
+    if "profile" in r:
+      shares = ", ".join(f"{p['family']} {p['share']:.0%}" for p in r["profile"][:5])
+      print(f"profile, {r['seeds']} seed(s) in {r['seed_chunks']} chunk(s): {shares}")
   print(f"evaluation {out['eval_windows_per_s_per_seed']:.0f} windows/s per seed")
   if "cell_s" in out:
     print(f"adaptation cell: {out['cell_windows']} windows x {out['cell_seeds']} seeds, "

@@ -1,5 +1,7 @@
-"""launch.benchmark end to end on the smoke network: what it reports holds together."""
+"""launch.benchmark end to end on the smoke network: what it reports holds together;
+xfer_jax.profiling's op-family sums."""
 
+import gzip
 import json
 import subprocess
 import sys
@@ -8,13 +10,20 @@ import pytest
 
 from launch import benchmark
 from tests.conftest import REPO
+from xfer_jax.profiling import op_family_times
 
 
 @pytest.fixture(scope="module")
-def report():
+def profile_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("profile")
+
+
+@pytest.fixture(scope="module")
+def report(profile_dir):
   done = subprocess.run(
       [sys.executable, "-m", "launch.benchmark", "--config=configs/smoke.py", "--seeds=2",
-       "--steps=2", "--eval_windows=64", "--cell_size=20", "--cell_epochs=3", "--json"],
+       "--steps=2", "--eval_windows=64", "--cell_size=20", "--cell_epochs=3", "--json",
+       f"--profile_dir={profile_dir}"],
       cwd=REPO, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
   return json.loads(done.stdout.strip().splitlines()[-1])
@@ -43,9 +52,42 @@ def test_the_cell_is_timed_together_and_as_single_seed_runs(report):
   assert report["eval_windows"] == 64 and report["eval_windows_per_s_per_seed"] > 0
 
 
+def test_each_training_row_is_profiled(report, profile_dir):
+  for r in report["training"]:
+    trace = profile_dir / f"train_{r['seeds']}_seeds_{r['seed_chunks']}_chunks"
+    assert list(trace.glob("**/perfetto_trace.json.gz")), trace
+    shares = [p["share"] for p in r["profile"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert all(p["ms"] > 0 and p["count"] > 0 for p in r["profile"])
+
+
+def test_op_families_sum_numbered_ops_and_leave_out_the_runtime(tmp_path):
+  def op(pid, name, dur, hlo_op=None):
+    return {"ph": "X", "pid": pid, "tid": 1, "name": name, "ts": 0, "dur": dur,
+            "args": {"hlo_op": hlo_op} if hlo_op else {}}
+  events = [{"ph": "M", "pid": 7, "name": "process_name", "args": {"name": "/device:GPU:0"}},
+            op(7, "loop_select_fusion.1", 300, "loop_select_fusion.1"),
+            op(7, "loop_select_fusion.12", 200, "loop_select_fusion.12"),
+            op(7, "cutlass_kernel", 500, "convolution.3"),
+            op(7, "PjRt::Execute", 9000),  # runtime, no hlo_op
+            op(8, "dot.2", 1000, "dot.2")]
+  trace = tmp_path / "plugins" / "profile" / "run" / "perfetto_trace.json.gz"
+  trace.parent.mkdir(parents=True)
+  with gzip.open(trace, "wt") as f:
+    json.dump({"traceEvents": events}, f)
+  rows = op_family_times(tmp_path)
+  assert [(r["process"], r["family"], r["ms"], r["count"]) for r in rows] == [
+      ("/device:GPU:0", "loop_select_fusion", 0.5, 2), ("/device:GPU:0", "convolution", 0.5, 1),
+      ("8", "dot", 1.0, 1)]
+  assert [r["share"] for r in rows] == [0.5, 0.5, 1.0]
+  with pytest.raises(FileNotFoundError, match="perfetto_trace.json.gz"):
+    op_family_times(tmp_path / "plugins" / "profile" / "nothing")
+
+
 def test_the_table_prints_every_measurement(report, capsys):
   benchmark.print_report(report)
   text = capsys.readouterr().out
   assert f"batch {report['batch_size']}" in text
   assert "vs_1_seed" in text and "transfer_guard" in text
   assert f"per seed {report['cell_epochs_per_seed']}" in text
+  assert "profile, 2 seed(s) in 1 chunk(s): " in text
