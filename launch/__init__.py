@@ -3,7 +3,12 @@
 from absl import flags
 from absl import logging as absl_logging
 
-from xfer_jax.runtime import enable_compilation_cache, join_processes, prefer_deterministic_gpu
+from xfer_jax.runtime import (
+  enable_compilation_cache,
+  join_processes,
+  prefer_deterministic_gpu,
+  reuse_freed_host_memory,
+)
 
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "join a multi-process run (jax.distributed): host:port of "
@@ -18,6 +23,8 @@ def join_processes_from_flags() -> None:
     join_processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
 
 prefer_deterministic_gpu()  # same config and seed, same numbers: on GPUs too
+# no page faults on XLA:CPU's per-step temporary buffers; the benchmark reports it
+HOST_MEMORY_REUSED = reuse_freed_host_memory()
 enable_compilation_cache()
 # orbax reports every save at INFO; keep the console for progress and results
 absl_logging.set_verbosity(absl_logging.WARNING)

@@ -21,7 +21,9 @@ All in one process, so ratios hold on a noisy machine:
 - with --profile_dir, one more epoch of each training row under jax.profiler
   (outside the timing): the trace in profile_dir, and its op families' shares
   in the row's "profile" (xfer_jax/profiling.py).
-Data are random windows; the numbers measure cost, not accuracy.
+Also whether freed host memory is reused (xfer_jax.runtime.reuse_freed_host_memory,
+which the launchers apply). Data are random windows; the numbers measure cost,
+not accuracy.
 """
 
 import json
@@ -35,6 +37,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+import launch
 from xfer_jax import console, experiment
 from xfer_jax.profiling import op_family_times
 from xfer_jax.runtime import CompileCounter
@@ -211,6 +214,7 @@ def run(config, seeds: list[int], steps: int, eval_windows: int, cell_size: int,
     r["vs_1_seed"] = r["windows_per_s"] / rows[0]["windows_per_s"]
   out = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
          "model": config.model.to_dict(), "batch_size": config.train.batch_size,
+         "host_memory_reused": launch.HOST_MEMORY_REUSED,  # xfer_jax.runtime
          "matmul_gflops": peak, "train_flops_per_window": flops, "training": rows,
          "S_seeds_vs_1_seed": rows[1]["vs_1_seed"],
          **measure_eval(config, seeds[0], eval_windows)}
@@ -236,7 +240,8 @@ def print_report(out: dict) -> None:
   """run()'s measurements as a header line, the training table and summary lines."""
   print(f"{out['backend']} {out['devices']}: matmul {out['matmul_gflops']:.1f} GFLOP/s; "
         f"{out['train_flops_per_window'] / 1e6:.1f} MFLOP per training window; "
-        f"batch {out['batch_size']}")
+        f"batch {out['batch_size']}; freed host memory "
+        f"{'reused' if out['host_memory_reused'] else 'returned to the system'}")
   print(console.format_table([{k: v for k, v in r.items() if k != "profile"}
                               for r in out["training"]], floatfmt=".3g"))
   for r in out["training"]:

@@ -62,6 +62,8 @@ def test_the_table_prints_every_measurement(report, capsys):
   benchmark.print_report(report)
   text = capsys.readouterr().out
   assert f"batch {report['batch_size']}" in text
+  reused = "reused" if report["host_memory_reused"] else "returned to the system"
+  assert f"freed host memory {reused}" in text
   assert "vs_1_seed" in text and "transfer_guard" in text
   assert f"per seed {report['cell_epochs_per_seed']}" in text
   assert "profile, 2 seed(s) in 1 chunk(s): " in text

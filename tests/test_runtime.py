@@ -1,0 +1,65 @@
+"""Process-level settings of xfer_jax.runtime that change how XLA:CPU runs."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+from xfer_jax.runtime import reuse_freed_host_memory
+
+# Runs a program whose 64 MiB temporary buffer XLA:CPU mallocs and frees on every
+# call, and prints the minor page faults of each call.
+_PROBE = """
+import json, resource, sys
+from xfer_jax import runtime
+applied = sys.argv[1] == "reuse" and runtime.reuse_freed_host_memory()
+import jax, jax.numpy as jnp
+
+@jax.jit
+def f(x):  # the running sums are a temporary that XLA cannot fuse away
+  return jnp.cumsum(jnp.sin(x), axis=0)[::512].sum()
+
+x = jnp.ones((4096, 4096))
+temp = f.lower(x).compile().memory_analysis().temp_size_in_bytes
+faults = []
+for _ in range(24):
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  f(x).block_until_ready()
+  faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"applied": applied, "temp_pages": temp / resource.getpagesize(),
+                  "faults": faults}))
+"""
+
+
+def _page_faults_per_call(mode: str) -> dict:
+  environ = {k: v for k, v in os.environ.items()
+             if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
+  done = subprocess.run([sys.executable, "-c", _PROBE, mode], cwd=REPO, env=environ,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="the setting is glibc's")
+def test_freed_host_memory_is_reused_instead_of_faulted_in_again():
+  system = _page_faults_per_call("system")
+  reused = _page_faults_per_call("reuse")
+  assert reused["applied"] and not system["applied"]
+  pages = system["temp_pages"]
+  assert pages >= 16384  # above glibc's largest mmap threshold (32 MiB)
+  # glibc's default: a fresh mmap per call, every page zero-filled on first touch
+  assert np.median(system["faults"]) >= 0.9 * pages
+  # reused: once the heap holds the buffer, a call maps no new page
+  # (the first calls grow the heap; a freed block is sometimes nibbled at)
+  assert np.median(reused["faults"][4:]) < 0.01 * pages
+
+
+def test_a_malloc_setting_in_the_environment_is_left_alone():
+  assert not reuse_freed_host_memory({"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"})
+  assert not reuse_freed_host_memory({"MALLOC_ARENA_MAX": "2"})
