@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO
 from xfer_jax.runtime import reuse_freed_host_memory
 
-# Runs a program whose 64 MiB temporary buffer XLA:CPU mallocs and frees on every
+# Runs a program whose 128 MiB temporary buffer XLA:CPU mallocs and frees on every
 # call, and prints the minor page faults of each call.
 _PROBE = """
 import json, resource, sys

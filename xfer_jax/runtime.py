@@ -52,8 +52,8 @@ def reuse_freed_host_memory(environ=os.environ) -> bool:
   """Makes glibc's malloc hand a freed large buffer back out instead of unmapping it.
 
   XLA:CPU mallocs each execution's temporary buffer and frees it afterwards: 137 MB
-  for the default model's batch step at batch 256, over a GB for 8 vmapped seeds.
-  glibc serves any block above its mmap threshold (32 MiB at most) with a fresh
+  for the default model's batch step at batch 256, more for vmapped seeds. glibc
+  serves any block above its mmap threshold (32 MiB at most) with a fresh
   mmap, and the kernel zero-fills each 4 KiB page on first touch, so every step
   paid 33 000 page faults and about 100 ms of system time (a third of the step's
   CPU time on the 2-core machine; docs/performance.md). Here malloc keeps one
