@@ -1,13 +1,16 @@
 """Training and evaluation speed of a config's model against the machine's matmul rate.
 
-  python -m launch.benchmark [--config=configs/paper.py] [--seeds=8[,64...]] [--steps=8] [--json]
+  python -m launch.benchmark [--config=configs/paper.py] [--seeds=8[,64...]] [--steps=8]
+      [--repeats=3] [--json]
       [--profile_dir=DIR]   # also profile each training row (jax.profiler traces)
       [--cell_size=1600 --cell_epochs=70]   # also time one adaptation cell
 
 All in one process, so ratios hold on a noisy machine:
 - the float32 matmul rate of a large jnp.dot (the machine's practical peak);
 - FLOPs per training window, from XLA's cost analysis of the compiled batch step;
-- train windows/s (seed-windows: S seeds x windows per second) for 1 seed and for
+- train windows/s (seed-windows: S seeds x windows per second; the best of
+  --repeats timed epochs, as the matmul rate is the best of its repeats, with
+  the median beside it) for 1 seed and for
   each S of --seeds, through Engine.epoch with the engine's seed chunks (on CPU
   one seed per call), and for S seeds in one vmapped call; each against one seed
   (vs_1_seed >= 1: S seeds together cost no more per seed-window); achieved
@@ -47,6 +50,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/paper.py", "experim
 _SEEDS = flags.DEFINE_list("seeds", ["8"], "seed counts S trained together, each compared "
                            "with one seed (the first S also times evaluation and the cell)")
 _STEPS = flags.DEFINE_integer("steps", 8, "batches in the timed epoch")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "timed epochs (and evaluations) per row: "
+                                "rates are of the fastest, so a noisy machine's slow "
+                                "moments do not count against training")
 _EVAL_WINDOWS = flags.DEFINE_integer("eval_windows", 2048, "windows in the timed evaluation")
 _CELL_SIZE = flags.DEFINE_integer("cell_size", 0, "time one adaptation cell of this many "
                                   "windows (the default grid's 1600); 0 = skip")
@@ -104,9 +110,10 @@ def flops_per_window(config) -> float:
 
 
 def measure_training(config, num_seeds: int, seed_chunk: int, steps: int,
-                     profile_dir: Path | None = None) -> dict:
-  """Windows/s of Engine.epoch: one warm-up epoch (compiles), one timed epoch, and
-  with profile_dir one profiled epoch."""
+                     profile_dir: Path | None = None, repeats: int = 1) -> dict:
+  """Windows/s of Engine.epoch: one warm-up epoch (compiles), `repeats` timed epochs
+  (the first under transfer_guard; rates from the fastest), and with profile_dir
+  one profiled epoch."""
   engine, config = _engine(config, num_seeds, seed_chunk)
   batch = config.train.batch_size
   x, y = _random_windows(config, batch * steps)
@@ -118,24 +125,31 @@ def measure_training(config, num_seeds: int, seed_chunk: int, steps: int,
   jax.block_until_ready(loss)
   first_epoch_s = time.perf_counter() - start
   guard = "ok"
-  with CompileCounter() as compiles:
+
+  def timed_epoch(state):
     start = time.perf_counter()
+    state, loss = engine.epoch(state, data.x_NxWx3, data.y_N, data.index_SxC, data.n_valid,
+                               keys)
+    jax.block_until_ready(loss)
+    return state, time.perf_counter() - start
+
+  epoch_s = []
+  with CompileCounter() as compiles:
     try:
       with jax.transfer_guard("disallow"):
-        state, loss = engine.epoch(state, data.x_NxWx3, data.y_N, data.index_SxC, data.n_valid,
-                                   keys)
-        jax.block_until_ready(loss)
+        state, elapsed = timed_epoch(state)
     except Exception as e:  # noqa: BLE001 - report what the guard caught, then time unguarded
       guard = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
-      start = time.perf_counter()
-      state, loss = engine.epoch(state, data.x_NxWx3, data.y_N, data.index_SxC, data.n_valid,
-                                 keys)
-      jax.block_until_ready(loss)
-    elapsed = time.perf_counter() - start
-  windows_per_s = num_seeds * data.n_valid / elapsed
+      state, elapsed = timed_epoch(state)
+    epoch_s.append(elapsed)
+    for _ in range(repeats - 1):
+      state, elapsed = timed_epoch(state)
+      epoch_s.append(elapsed)
+  windows_per_s = num_seeds * data.n_valid / min(epoch_s)
   chunks = len(engine.seed_slices(num_seeds))
   row = {"seeds": num_seeds, "seed_chunks": chunks, "first_epoch_s": first_epoch_s,
-         "epoch_s": elapsed, "windows_per_s": windows_per_s,
+         "epoch_s": min(epoch_s), "epoch_s_median": float(np.median(epoch_s)),
+         "windows_per_s": windows_per_s,
          "per_seed_windows_per_s": windows_per_s / num_seeds,
          "compiles_in_timed_epoch": compiles.count, "transfer_guard": guard}
   if profile_dir is not None:
@@ -148,15 +162,18 @@ def measure_training(config, num_seeds: int, seed_chunk: int, steps: int,
   return row
 
 
-def measure_eval(config, num_seeds: int, windows: int) -> dict:
+def measure_eval(config, num_seeds: int, windows: int, repeats: int = 1) -> dict:
   engine, config = _engine(config, num_seeds, 0)
   x, y = _random_windows(config, windows, seed=1)
   data = EvalSet.create(x, y, config.train.eval_batch_size)
   state = engine.init(seed_keys(0, num_seeds))
   engine.predict(state.params, state.batch_stats, data)  # compile
-  start = time.perf_counter()
-  engine.predict(state.params, state.batch_stats, data)
-  elapsed = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    engine.predict(state.params, state.batch_stats, data)
+    times.append(time.perf_counter() - start)
+  elapsed = min(times)
   return {"eval_windows": windows, "eval_s": elapsed,
           "eval_windows_per_s_per_seed": windows / elapsed}
 
@@ -193,18 +210,18 @@ def _progress(what) -> None:
 
 
 def run(config, seeds: list[int], steps: int, eval_windows: int, cell_size: int,
-        cell_epochs: int, profile_dir: str | None = None) -> dict:
+        cell_epochs: int, profile_dir: str | None = None, repeats: int = 1) -> dict:
   peak = matmul_gflops()
   flops = flops_per_window(config)
   _progress(f"matmul {peak:.1f} GFLOP/s, {flops:.4g} FLOP per training window")
   profile_dir = Path(profile_dir) if profile_dir else None
-  rows = [measure_training(config, 1, 0, steps, profile_dir)]
+  rows = [measure_training(config, 1, 0, steps, profile_dir, repeats)]
   _progress(rows[-1])
   for num_seeds in seeds:
-    rows.append(measure_training(config, num_seeds, 0, steps, profile_dir))
+    rows.append(measure_training(config, num_seeds, 0, steps, profile_dir, repeats))
     _progress(rows[-1])
     if rows[-1]["seed_chunks"] > 1:  # also S seeds in one vmapped call (the GPU/TPU default)
-      rows.append(measure_training(config, num_seeds, num_seeds, steps, profile_dir))
+      rows.append(measure_training(config, num_seeds, num_seeds, steps, profile_dir, repeats))
       _progress(rows[-1])
   for r in rows:
     r["gflops"] = r["windows_per_s"] * flops / 1e9
@@ -217,7 +234,7 @@ def run(config, seeds: list[int], steps: int, eval_windows: int, cell_size: int,
          "host_memory_reused": launch.HOST_MEMORY_REUSED,  # xfer_jax.runtime
          "matmul_gflops": peak, "train_flops_per_window": flops, "training": rows,
          "S_seeds_vs_1_seed": rows[1]["vs_1_seed"],
-         **measure_eval(config, seeds[0], eval_windows)}
+         "timed_repeats": repeats, **measure_eval(config, seeds[0], eval_windows, repeats)}
   if cell_size:
     out.update(measure_cell(config, seeds[0], cell_size, cell_epochs))
   return out
@@ -228,8 +245,10 @@ def main(argv):
   seeds = [int(s) for s in _SEEDS.value]
   if not seeds or min(seeds) < 1:
     raise app.UsageError(f"--seeds={','.join(_SEEDS.value)}: expected positive seed counts")
+  if _REPEATS.value < 1:
+    raise app.UsageError(f"--repeats={_REPEATS.value}: expected at least 1 timed epoch")
   out = run(_CONFIG.value, seeds, _STEPS.value, _EVAL_WINDOWS.value, _CELL_SIZE.value,
-            _CELL_EPOCHS.value, _PROFILE_DIR.value)
+            _CELL_EPOCHS.value, _PROFILE_DIR.value, _REPEATS.value)
   if _JSON.value:
     print(json.dumps(out, default=list))
   else:

@@ -19,7 +19,7 @@ def profile_dir(tmp_path_factory):
 def report(profile_dir):
   done = subprocess.run(
       [sys.executable, "-m", "launch.benchmark", "--config=configs/smoke.py", "--seeds=2",
-       "--steps=2", "--eval_windows=64", "--cell_size=20", "--cell_epochs=3", "--json",
+       "--steps=2", "--repeats=2", "--eval_windows=64", "--cell_size=20", "--cell_epochs=3", "--json",
        f"--profile_dir={profile_dir}"],
       cwd=REPO, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -31,8 +31,12 @@ def test_training_rows_compare_with_one_seed_and_the_matmul_rate(report):
   # one seed; 2 seeds in the engine's chunks (one per call on CPU); 2 in one vmapped call
   assert [(r["seeds"], r["seed_chunks"]) for r in rows] == [(1, 1), (2, 2), (2, 1)]
   assert report["train_flops_per_window"] > 1e6 and report["matmul_gflops"] > 0
+  assert report["timed_repeats"] == 2
   for r in rows:
     assert r["compiles_in_timed_epoch"] == 0 and r["transfer_guard"] == "ok"
+    # rates are of the fastest timed epoch of 2 batches per seed
+    assert 0 < r["epoch_s"] <= r["epoch_s_median"]
+    assert r["windows_per_s"] == pytest.approx(r["seeds"] * 2 * report["batch_size"] / r["epoch_s"])
     assert r["windows_per_s"] == pytest.approx(r["seeds"] * r["per_seed_windows_per_s"])
     assert r["gflops"] == pytest.approx(r["windows_per_s"] * report["train_flops_per_window"] / 1e9)
     assert r["of_matmul_rate"] == pytest.approx(r["gflops"] / report["matmul_gflops"])
