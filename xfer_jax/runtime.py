@@ -1,4 +1,4 @@
-"""Process-level JAX settings the launchers apply before any work."""
+"""Process-level settings the launchers apply before any work: JAX, XLA and malloc."""
 
 from __future__ import annotations
 
