@@ -25,9 +25,8 @@ def data_config() -> ConfigDict:
 def model_config() -> ConfigDict:
   """The Multi-ResNet (see xfer_jax/models/multiresnet.py for why these defaults)."""
   return ConfigDict(dict(
-      num_blocks=3,
+      filters=(16, 32, 64),  # one width per residual block: the number of blocks
       layers_per_block=2,
-      filters=(16, 32, 64),
       kernel_size=5,
       pool_size=2,
       spectral_window=32,  # samples (1.28 s at 25 Hz)
@@ -41,6 +40,7 @@ def model_config() -> ConfigDict:
       # a model gets few updates: a baseline on a few hundred windows otherwise
       # evaluates with statistics that barely left their initial 0 and 1
       bn_momentum=0.99,
+      dtype="float32",  # "float64" (with JAX_ENABLE_X64=1) for the equivalence tests
   ))
 
 
@@ -64,14 +64,22 @@ def train_config() -> ConfigDict:
       patience=10,  # early stopping on validation loss; 0 = train all epochs
       num_seeds=3,  # seeds trained together (vmapped)
       seed=0,  # seed s of a run is seed + s
-      eval_batch_size=512,
-      epoch_loop="auto",  # "device": one compiled call per epoch; "host": a call per batch
-      seed_chunk=0,  # seeds per vmapped call; 0 = auto: 1 on CPU (see Engine), all on GPU/TPU
+  ))
+
+
+def runtime_config() -> ConfigDict:
+  """How a run executes, never its numbers: left out of a grid's key as a whole, so
+  a sweep or a checkpoint can resume under other settings (xfer_jax/runner.py)."""
+  return ConfigDict(dict(
+      epoch_loop="auto",  # "device": one compiled call per epoch; "host": a call per batch;
+                          # auto: host on CPU, device elsewhere
+      seed_chunk=0,  # seeds per vmapped call; 0 = auto: 1 on one CPU device, else all
       num_devices=0,  # devices the seeds (and batches) are spread over; 0 = all
       # devices each seed's batch is split over (data parallelism inside a seed; the
       # seeds share the rest). 1: off, as a cell's small batches are latency-bound;
       # worth it for large source models on several GPUs (docs/scaling.md)
       batch_devices=1,
+      eval_batch_size=512,  # rows per evaluation call
       checkpoint_every=5,  # epochs between checkpoints (the last epoch always saves)
   ))
 

@@ -27,14 +27,13 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.source = "syn_pamap2"
     config.target = "syn_jsifos"
     config.adapt.size = 400
-    config.model.num_blocks = 2
     config.model.filters = (16, 32)
     config.model.dense_units = (64, 32)
     config.model.spectral_filters = 8
     config.train.batch_size = 64
     # the target's 384 validation windows fill 3 evaluation chunks of 128 instead of
     # one of 512, a quarter of it padding: 8 % off the demo's wall time, same numbers
-    config.train.eval_batch_size = 128
+    config.runtime.eval_batch_size = 128
     config.train.max_epochs = 10
     config.train.patience = 3
     config.train.num_seeds = 2

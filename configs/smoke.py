@@ -17,7 +17,6 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.source = "syn_smoke_a"
     config.target = "syn_smoke_b"
     # a small network keeps compilation and steps quick on a 2-core machine
-    config.model.num_blocks = 2
     config.model.filters = (8, 16)
     config.model.dense_units = (32, 16)
     config.model.spectral_filters = 8
@@ -26,7 +25,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.train.patience = 0
     config.train.num_seeds = 2
     config.train.batch_size = 64
-    config.train.checkpoint_every = 6
+    config.runtime.checkpoint_every = 6
     config.adapt.size = 60
     config.sweep.pairs = ("syn_smoke_a->syn_smoke_b",)
     config.sweep.sizes = (20, 60)

@@ -11,7 +11,7 @@ records the copy / copy_freeze / init label of every parameter path.
 from absl import app, flags
 from ml_collections import config_flags
 
-from launch import join_processes_from_flags
+from launch import start_process
 from xfer_jax import console, experiment
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
@@ -22,7 +22,7 @@ _SOURCE = flags.DEFINE_string("source_checkpoint", None,
 
 def main(argv):
   del argv
-  join_processes_from_flags()
+  start_process()
   config = _CONFIG.value
   summary = experiment.adapt(config, _WORKDIR.value, _SOURCE.value)
   what = (f"{config.transfer.mode}, {config.transfer.blocks} block(s) from {_SOURCE.value}"

@@ -14,6 +14,7 @@ import sys
 
 from absl import app, flags
 
+from launch import start_process
 from xfer_jax import checkpoints, console, inspection
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "workdir or checkpoints folder",
@@ -57,6 +58,7 @@ def _print_diff(report):
 
 def main(argv):
   del argv
+  start_process()
   try:
     if _DIFF.value:
       report, show = inspection.diff_report(_CHECKPOINT.value, _DIFF.value), _print_diff

@@ -6,6 +6,7 @@
 from absl import app, flags
 from ml_collections import config_flags
 
+from launch import start_process
 from xfer_jax import console
 from xfer_jax.data import prepare
 
@@ -14,15 +15,16 @@ _DATASETS = flags.DEFINE_list("datasets", None, "datasets to prepare (default: c
 
 COLUMNS = ("dataset", "recordings", "hours", "classes", "split_rule", "windows_train",
            "windows_val", "windows_test", "subjects_train", "subjects_val", "subjects_test",
-           "majority_test_share")
+           "majority_class", "majority_micro_f1")
 
 
 def main(argv):
   del argv
+  start_process()
   config = _CONFIG.value
   names = _DATASETS.value or list(config.datasets)
   rows = [prepare(name, config.data).summary() for name in names]
-  print(console.format_table(rows, COLUMNS, floatfmt=".2f"))
+  print(console.format_table(rows, COLUMNS, floatfmt=".3f"))
 
 
 if __name__ == "__main__":

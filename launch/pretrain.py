@@ -10,7 +10,7 @@ mean ± std, and leaves the checkpoint in WORKDIR/checkpoints (rerun to resume).
 from absl import app, flags
 from ml_collections import config_flags
 
-from launch import join_processes_from_flags
+from launch import start_process
 from xfer_jax import console, experiment
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
@@ -20,7 +20,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "output folder (resumes if it ha
 
 def main(argv):
   del argv
-  join_processes_from_flags()
+  start_process()
   summary = experiment.pretrain(_CONFIG.value, _WORKDIR.value)
   print(f"{summary['dataset']}: test scores of the best-validation parameters "
         f"(majority class: micro-F1 {summary['majority']['micro_f1']:.3f})")

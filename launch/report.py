@@ -11,6 +11,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from launch import start_process
 from xfer_jax import report
 
 _RESULTS = flags.DEFINE_list("results", None, "sweep workdirs or results files", required=True)
@@ -19,6 +20,7 @@ _OUT = flags.DEFINE_string("out", None, "folder for report/ (default: the first 
 
 def main(argv):
   del argv
+  start_process()
   out = Path(_OUT.value or _RESULTS.value[0])
   written = report.write(out.parent if out.is_file() else out, _RESULTS.value)
   for name, path in written.items():

@@ -12,7 +12,6 @@ single task) writes WORKDIR/report/ and prints where the heatmaps are. In a SLUR
 array job the slice defaults to the array's (launch/slurm_sweep.sh).
 """
 
-import collections
 import contextlib
 import json
 import os
@@ -24,9 +23,8 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
-from launch import join_processes_from_flags
+from launch import start_process
 from xfer_jax import console, report, results, sweep
-from xfer_jax.data import prepare
 from xfer_jax.runtime import is_primary
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
@@ -66,11 +64,10 @@ def _child_argv(argv: list[str]) -> list[str]:
 def run_local_tasks(config, workdir: Path, count: int, argv: list[str]) -> None:
   """The grid's `count` task slices as child processes (logs: WORKDIR/task-<i>.log),
   with one progress bar over all cells; raises if a task fails."""
-  names = sorted({d for p in sweep.pairs(config) for d in p})
   # prepared here first, so the tasks read the datasets from the cache
-  cells = sweep.expand(config, {d: len(prepare(d, config.data).splits["train"]) for d in names})
-  key = results.config_key(results.grid_fields(config))
+  cells = sweep.expand(config, sweep.train_sizes(config))
   workdir.mkdir(parents=True, exist_ok=True)
+  key = results.claim_grid(workdir, results.grid_fields(config))
   logs = [workdir / f"task-{i}.log" for i in range(count)]
   with contextlib.ExitStack() as stack:
     children = [subprocess.Popen(
@@ -81,25 +78,10 @@ def run_local_tasks(config, workdir: Path, count: int, argv: list[str]) -> None:
     bar = console.Progress(len(cells), f"sweep in {count} local tasks")
     while any(c.poll() is None for c in children):
       time.sleep(2)
-      bar.update(_finished_cells(workdir, key, config.train.num_seeds))
+      bar.update(results.finished_cells(workdir, key, config.train.num_seeds))
   failed = [str(log) for c, log in zip(children, logs) if c.returncode != 0]
   if failed:
     raise SystemExit(f"sweep task(s) failed; see {', '.join(failed)} (rerun to resume)")
-
-
-def _finished_cells(workdir: Path, key: str, num_seeds: int) -> int:
-  """Cells with every seed recorded, counting only complete lines (the tasks are
-  appending to these files right now)."""
-  seeds_per_cell = collections.Counter()
-  for path in results.results_files(workdir):
-    for line in path.read_text().splitlines(keepends=True):
-      try:
-        record = json.loads(line) if line.endswith("\n") else {}
-      except json.JSONDecodeError:  # a line a killed task cut off; the task repairs it
-        continue
-      if record.get("config_key") == key:
-        seeds_per_cell[results.record_id(record)[:-1]] += 1
-  return sum(n >= num_seeds for n in seeds_per_cell.values())
 
 
 def write_report() -> None:
@@ -110,7 +92,7 @@ def write_report() -> None:
 
 def main(argv):
   del argv
-  join_processes_from_flags()
+  start_process()
   config = _CONFIG.value
   if _LOCAL_TASKS.value > 1:
     if _TASK_INDEX.value is not None or _NUM_TASKS.value is not None:
@@ -120,8 +102,7 @@ def main(argv):
     return
   task_index, num_tasks = task()
   if _DRY_RUN.value:
-    names = sorted({d for p in sweep.pairs(config) for d in p})
-    sizes = {d: len(prepare(d, config.data).splits["train"]) for d in names}
+    sizes = sweep.train_sizes(config)
     cells = sweep.expand(config, sizes)
     mine = sweep.task_slice(cells, task_index, num_tasks)
     print(json.dumps({**sweep.grid_size(config, sizes), "task_cells": len(mine)}))

@@ -39,7 +39,23 @@ def _pretrain(workdir, smoke_config, *flags, env_update=None, processes=1):
   return outputs
 
 
-def _same_seeds(single, other, epochs=6, param_atol=1e-5):
+# Both runs compute in float64 (config.model.dtype), where two differently compiled
+# programs agree to ~1e-12: a real error (batch statistics over half a batch, a seed
+# given another's data) moves parameters by ~1e-3 (tests/test_runner.py)
+FLOAT64 = ("--config.model.dtype=float64",)
+X64 = {"JAX_ENABLE_X64": "1"}
+TOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def reference(smoke_config, tmp_path_factory):
+  """The smoke source's first 6 epochs on one device, one process, in float64."""
+  workdir = tmp_path_factory.mktemp("reference64")
+  _pretrain(workdir, smoke_config, "--config.train.max_epochs=6", *FLOAT64, env_update=X64)
+  return workdir
+
+
+def _same_seeds(single, other, epochs=6):
   """other's first `epochs` epochs (a checkpoint at epochs - 1, its seeds a
   superset) equal the single-device, single-process run's: metrics per epoch and
   seed, and every parameter at that checkpoint."""
@@ -51,41 +67,38 @@ def _same_seeds(single, other, epochs=6, param_atol=1e-5):
   for a in mine:
     b = theirs[a["epoch"], a["seed"]]
     np.testing.assert_allclose([b["train_loss"], b["val_loss"]], [a["train_loss"], a["val_loss"]],
-                               rtol=1e-5, atol=1e-6)
-  (tree_a, _), (tree_b, _) = (checkpoints.read(d, step=epochs - 1) for d in (single, other))
+                               rtol=TOL, atol=TOL)
+  with jax.enable_x64(True):  # else float64 arrays are read back as float32
+    (tree_a, _), (tree_b, _) = (checkpoints.read(d, step=epochs - 1) for d in (single, other))
   num_seeds = len(jax.tree.leaves(tree_a["params"])[0])
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(b[:num_seeds], a, rtol=1e-5,
-                                                       atol=param_atol),
+  assert jax.tree.leaves(tree_a["params"])[0].dtype == np.float64
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(b[:num_seeds], a, rtol=TOL, atol=TOL),
                tree_a["params"], tree_b["params"])
   return {seed for _, seed in theirs}
 
 
-def test_four_devices_in_two_processes_train_as_one(smoke_config, pretrained, tmp_path):
+def test_four_devices_in_two_processes_train_as_one(smoke_config, reference, tmp_path):
   """Two processes on localhost joined by jax.distributed, each with 2 (fake CPU)
   devices: 4 seeds on 4 devices, one each. Seeds 0 and 1 train as in the
-  single-device, single-process `pretrained` run (whose engine runs one seed per
+  single-device, single-process `reference` run (whose runner runs one seed per
   call): per-epoch metrics and every parameter at a checkpoint; and only process 0
   writes the metrics. (One run covers both the 4-device mesh and the 2 processes:
   each costs minutes of compilation on a 2-core machine.)"""
   _pretrain(tmp_path, smoke_config, "--config.train.num_seeds=4", "--config.train.max_epochs=6",
-            env_update={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, processes=2)
-  assert _same_seeds(pretrained, tmp_path) == {0, 1, 2, 3}
+            *FLOAT64, processes=2,
+            env_update={"XLA_FLAGS": "--xla_force_host_platform_device_count=2", **X64})
+  assert _same_seeds(reference, tmp_path) == {0, 1, 2, 3}
 
 
-def test_a_seed_batch_split_over_two_devices_trains_as_on_one(smoke_config, pretrained, tmp_path):
-  """config.train.batch_devices=2 on 2 (fake CPU) devices: each seed's batches are
+def test_a_seed_batch_split_over_two_devices_trains_as_on_one(smoke_config, reference, tmp_path):
+  """config.runtime.batch_devices=2 on 2 (fake CPU) devices: each seed's batches are
   split over both devices (XLA adds the batch norm's and the gradients'
-  all-reduces), and the seeds train as in the single-device `pretrained` run."""
-  [output] = _pretrain(tmp_path, smoke_config, "--config.train.batch_devices=2",
-                       "--config.train.max_epochs=6", "--verbosity=0",
-                       env_update={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+  all-reduces), and the seeds train as in the single-device `reference` run."""
+  [output] = _pretrain(tmp_path, smoke_config, "--config.runtime.batch_devices=2",
+                       "--config.train.max_epochs=6", "--verbosity=0", *FLOAT64,
+                       env_update={"XLA_FLAGS": "--xla_force_host_platform_device_count=2", **X64})
   assert "host_step: seeds over 1 device(s), each seed's batch over 2" in output
-  # Parameters within 1e-4 rather than 1e-5: split over devices, a batch's sums
-  # are added in another order, and Adam's normalisation turns that rounding in a
-  # near-zero gradient into up to a few 1e-5 of one update (docs/scaling.md; the
-  # CPU's instruction set decides where). A real error, a statistic or gradient
-  # over half the batch, moves every parameter by about a whole update (~1e-3).
-  assert _same_seeds(pretrained, tmp_path, param_atol=1e-4) == {0, 1}
+  assert _same_seeds(reference, tmp_path) == {0, 1}
   # and the devices did split the batch rather than each compute all of it: the
   # partitioned step convolves 32 of the 64 rows per device and all-reduces
   # (the child also traces the one-call epoch on this mesh)
@@ -100,21 +113,21 @@ from configs import smoke
 from xfer_jax import experiment
 from xfer_jax.devices import REPLICATED as R, SEEDED as S
 config = smoke.get_config()
-config.train.batch_devices = 2
-engine = experiment.build_engine(config, 3)
-mesh = engine.mesh(1)
+config.runtime.batch_devices = 2
+runner = experiment.build_runner(config, 3)
+mesh = runner.mesh(1)
 put = lambda spec, tree: jax.tree.map(
     lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, spec)), tree)
 shape = jax.ShapeDtypeStruct
 keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), 1))
-args = (put(S, engine.abstract_state(1)), put(R, shape((500, 100, 3), "float32")),
+args = (put(S, runner.abstract_state(1)), put(R, shape((500, 100, 3), "float32")),
         put(R, shape((500,), "int32")), put(S, shape((1, 2, 64), "int32")),
         put(R, shape((), "int32")), put(R, shape((), "int32")), put(S, keys),
         put(S, shape((1,), "float32")))
-print(engine._program("host_step", mesh).lower(*args).compile().as_text())
+print(runner.program("host_step", mesh).lower(*args).compile().as_text())
 # the one-call epoch (GPU/TPU's default) traces on the mesh too
-engine._program("device_epoch", mesh).lower(*args[:3], put(S, shape((1, 128), "int32")), args[5],
-                                            args[6])
+runner.program("device_epoch", mesh).lower(*args[:3], put(S, shape((1, 128), "int32")), args[5],
+                                           args[6])
 """
 
 

@@ -29,7 +29,7 @@ def test_tree_totals_equal_the_parameter_count(pretrained, caplog):
   assert set(report["top_level"]) == {"tower_0", "tower_1", "tower_2", "dense_0", "dense_1", "head"}
   assert "tower_1/temporal/block_1" in report["groups"]
   assert report["batch_stats"] and all("bn" in r["path"] for r in report["batch_stats"])
-  assert report["class_names"] and report["config"]["model"]["num_blocks"] == 2
+  assert report["class_names"] and report["config"]["model"]["filters"] == [8, 16]
 
 
 def test_transfer_view_and_diff_show_the_frozen_blocks(pretrained, adapted):

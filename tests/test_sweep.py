@@ -1,5 +1,6 @@
 """The grid: expansion, task slices, resumable records, refusing other grids, the report."""
 
+import csv
 import json
 import logging
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from configs import paper, smoke
 from tests.conftest import REPO
 from xfer_jax import report, results, sweep
+from xfer_jax.data import prepare
 
 SMOKE_SIZES = {"syn_smoke_a": 129, "syn_smoke_b": 114}
 
@@ -47,7 +49,7 @@ def test_task_slices_are_disjoint_and_cover_the_grid():
 def test_bad_grids_name_the_field():
   config = smoke.get_config()
   config.sweep.blocks = (1, 3)
-  with pytest.raises(sweep.SweepError, match=r"sweep.blocks.*\[3\].*num_blocks"):
+  with pytest.raises(sweep.SweepError, match=r"sweep.blocks.*\[3\].*len\(model.filters\)"):
     sweep.expand(config, SMOKE_SIZES)
   config = smoke.get_config()
   config.sweep.pairs = ("syn_smoke_a->syn_smoke_a",)
@@ -84,15 +86,29 @@ def test_a_workdir_refuses_another_grid(tmp_path):
   with pytest.raises(results.ResultsError, match=r"sweep.sizes.*train.max_epochs"):
     results.claim_grid(tmp_path, results.grid_fields(config))
   config = smoke.get_config()
-  config.train.checkpoint_every = 1  # bookkeeping, not part of the grid
-  results.claim_grid(tmp_path, results.grid_fields(config))
+  for name, value in [("checkpoint_every", 1), ("seed_chunk", 2), ("epoch_loop", "device"),
+                      ("eval_batch_size", 64), ("batch_devices", 2), ("num_devices", 1)]:
+    config.runtime[name] = value  # how it runs, not what it computes: the same grid
+  config.data.cache_dir = "elsewhere"
+  assert results.claim_grid(tmp_path, results.grid_fields(config)) == results.config_key(
+      results.grid_fields(smoke.get_config()))
 
 
-def test_a_field_added_later_keeps_older_keys_at_its_old_value():
+def test_a_workdir_of_the_first_format_keeps_its_key(tmp_path):
+  """sweep.json before GRID_FORMAT 2 (as the demo wrote it): model.num_blocks
+  (now len(filters)) and adapt.validation (read nowhere) among its fields,
+  model.bn_momentum left out at 0.99, no model.dtype. The same grid today resumes
+  it under its old key; another grid is still refused by field."""
   config = smoke.get_config()
-  assert "model.bn_momentum" not in results.grid_fields(config)  # older records still match
+  fields = results.grid_fields(config)
+  old = {k: v for k, v in fields.items() if k not in ("model.dtype", "model.bn_momentum")}
+  old.update({"model.num_blocks": 2, "adapt.validation": "target_val"})
+  (tmp_path / "sweep.json").write_text(json.dumps({"config_key": "0123456789abcdef",
+                                                   "fields": old}))
+  assert results.claim_grid(tmp_path, fields) == "0123456789abcdef"
   config.model.bn_momentum = 0.9
-  assert results.grid_fields(config)["model.bn_momentum"] == 0.9
+  with pytest.raises(results.ResultsError, match=r"model.bn_momentum: saved 0.99 vs given 0.9"):
+    results.claim_grid(tmp_path, results.grid_fields(config))
 
 
 def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
@@ -130,9 +146,11 @@ def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
     report.write(tmp_path, [run, other])
 
 
-def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pretrained, tmp_path):
+def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pretrained, adapted,
+                                                              tmp_path):
   """Two disjoint task slices cover the grid; a rerun skips every recorded cell;
-  rerunning cells in a process that has run their shapes compiles nothing."""
+  rerunning cells in a process that has run their shapes compiles nothing. Every
+  output states one majority-class baseline."""
   config = smoke_config.copy_and_resolve_references()
   config.train.max_epochs = 2
   config.sweep.blocks = (1,)
@@ -158,6 +176,24 @@ def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pret
   assert ({key(r): r["micro_f1"] for r in rerun} == {key(r): r["micro_f1"] for r in records})
   written = report.write(workdir, [workdir])
   assert len(open(written["csv"]).read().splitlines()) == 1 + 4
+  # the majority-class baseline: the target's train-split majority on its test split,
+  # the same number in results.jsonl, the report, result.json and launch.prepare
+  target = config.sweep.pairs[0].split("->")[1]
+  expected = prepare(target, config.data).majority()["micro_f1"]
+  assert {r["majority_micro_f1"] for r in records} == {expected}
+  with open(written["csv"]) as f:
+    written_values = {float(row["majority_micro_f1"]) for row in csv.DictReader(f)}
+  assert len(written_values) == 1  # the CSV keeps 3 decimals
+  assert written_values.pop() == pytest.approx(expected, abs=5e-4)
+  _, adapted_dir, adapted_summary = adapted
+  assert adapted_summary["dataset"] == target
+  assert json.loads((adapted_dir / "result.json").read_text())["majority"]["micro_f1"] == expected
+  printed = subprocess.run(
+      [sys.executable, "-m", "launch.prepare", "--config=configs/smoke.py", f"--datasets={target}",
+       f"--config.data.cache_dir={config.data.cache_dir}"],
+      cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
+  row = next(line for line in printed.splitlines() if line.startswith(target))
+  assert row.split()[-1] == f"{expected:.3f}"
 
 
 def test_cells_run_while_another_task_trains_their_source(smoke_config, pretrained, tmp_path):

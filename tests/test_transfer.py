@@ -75,7 +75,7 @@ def test_rule_errors_list_paths():
 def test_mismatched_source_lists_paths():
   target = _default_paths()["params"]
   wider = _default_paths(filters=(16, 32, 128))["params"]
-  fewer = _default_paths(num_blocks=2, filters=(16, 32))["params"]
+  fewer = _default_paths(filters=(16, 32))["params"]
   labels = transfer.label_paths(list(transfer.flatten(target)),
                                 transfer.preset_rules("freeze_k_copy_rest", 1, 3), log=False)
   with pytest.raises(TransferError, match=r"shape differs.*block_2/conv_0/kernel: source \(5, 32, 128\)"

@@ -12,6 +12,7 @@ interrupted save leaves no partial checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
+
+from xfer_jax.loop import EarlyStopping, FitState
 
 FORMAT = "xfer_jax.checkpoint/1"
 
@@ -66,10 +69,19 @@ class Checkpoints:
       self._mngr.close()
 
 
-def state_tree(state, best_params, best_batch_stats) -> dict:
-  return {"params": state.params, "batch_stats": state.batch_stats,
-          "opt_state": serialization.to_state_dict(state.opt_state),
-          "best_params": best_params, "best_batch_stats": best_batch_stats}
+def state_tree(state) -> dict:
+  """A FitState's arrays as the checkpoint's "state" item."""
+  return {"params": state.train.params, "batch_stats": state.train.batch_stats,
+          "opt_state": serialization.to_state_dict(state.train.opt_state),
+          "best_params": state.best_params, "best_batch_stats": state.best_batch_stats}
+
+
+def save_fit_state(ckpt: Checkpoints, state, meta: dict) -> None:
+  """Saves a FitState as one step: its arrays, and in the metadata its epoch
+  (the last completed, which numbers the step) and early-stopping state."""
+  last = state.epoch - 1
+  ckpt.save(last, state_tree(state),
+            {**meta, "epoch": last, "stopping": dataclasses.asdict(state.stopping)})
 
 
 def _resolve_step(directory: Path, step: int | None) -> tuple[Path, int]:
@@ -129,12 +141,16 @@ def read(directory: str | os.PathLike, step: int | None = None, target: Any = No
   return tree, meta
 
 
-def restore_train_state(directory, abstract_state, step: int | None = None):
-  """(TrainState, (best_params, best_batch_stats), meta) for resuming a run."""
-  target = {"params": abstract_state.params, "batch_stats": abstract_state.batch_stats,
-            "opt_state": serialization.to_state_dict(abstract_state.opt_state),
-            "best_params": abstract_state.params, "best_batch_stats": abstract_state.batch_stats}
+def restore_fit_state(directory, abstract_train_state, step: int | None = None):
+  """(FitState, meta) of a saved step (default: the latest), for resuming a run;
+  abstract_train_state gives the shapes (Runner.abstract_state)."""
+  abstract = abstract_train_state
+  target = {"params": abstract.params, "batch_stats": abstract.batch_stats,
+            "opt_state": serialization.to_state_dict(abstract.opt_state),
+            "best_params": abstract.params, "best_batch_stats": abstract.batch_stats}
   tree, meta = read(directory, step, target=target)
-  opt_state = serialization.from_state_dict(abstract_state.opt_state, tree["opt_state"])
-  state = type(abstract_state)(tree["params"], tree["batch_stats"], opt_state)
-  return state, (tree["best_params"], tree["best_batch_stats"]), meta
+  opt_state = serialization.from_state_dict(abstract.opt_state, tree["opt_state"])
+  train = type(abstract)(tree["params"], tree["batch_stats"], opt_state)
+  state = FitState(train, tree["best_params"], tree["best_batch_stats"],
+                   EarlyStopping(**meta["stopping"]), meta["epoch"] + 1)
+  return state, meta

@@ -7,7 +7,6 @@ Workdir: config.json, metrics.jsonl, checkpoints/, result.json.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -22,50 +21,49 @@ import numpy as np
 from flax import traverse_util
 
 from xfer_jax import checkpoints, metrics, transfer
-from xfer_jax.data import DataError, Prepared, adaptation_subsets, prepare
+from xfer_jax.data import DataError, Prepared, adaptation_subsets, prepare, window_samples
 from xfer_jax.data.atomic import write_text
+from xfer_jax.loop import Checkpointer, FitState, MetricsWriter, ProgressBar, fit
 from xfer_jax.models import MultiResNet
 from xfer_jax.optim import make_optimizer
+from xfer_jax.runner import Batches, EvalSet, Runner, Settings, num_seeds_of
 from xfer_jax.runtime import is_primary
-from xfer_jax.train import Batches, EarlyStopping, Engine, EvalSet, TrainState, fit, num_seeds_of, seed_keys
+from xfer_jax.step import Step, TrainState, seed_keys
 
 
 def build_model(model_config: Mapping, num_classes: int, rate_hz: float,
                 frozen_bn=()) -> MultiResNet:
+  if model_config.get("dtype") == "float64" and not jax.config.jax_enable_x64:
+    raise ValueError("config.model.dtype='float64' needs 64-bit JAX: set JAX_ENABLE_X64=1")
   return MultiResNet(num_classes=num_classes, rate_hz=rate_hz, frozen_bn=tuple(frozen_bn),
                      **{k: tuple(v) if isinstance(v, list) else v
                         for k, v in dict(model_config).items()})
 
 
-def build_engine(config, num_classes: int, param_labels=None, frozen_bn=()) -> Engine:
-  """An Engine for this model and optimiser; the same arguments return the same
-  Engine, so its compilations serve every run of that shape in this process."""
-  loop = config.train.epoch_loop
-  if loop == "auto":
-    loop = "host" if jax.default_backend() == "cpu" else "device"
+def seeds(config) -> list[int]:
+  """The run's seeds: seed s of a run is config.train.seed + s."""
+  return [config.train.seed + s for s in range(config.train.num_seeds)]
+
+
+def build_runner(config, num_classes: int, param_labels=None, frozen_bn=()) -> Runner:
+  """A Runner for this model, optimiser and run settings; the same arguments return
+  the same Runner, so its compilations serve every run of that shape in this process."""
   labels = None if param_labels is None else tuple(
       sorted(traverse_util.flatten_dict(param_labels, sep="/").items()))
-  key = json.dumps([config.model.to_dict(), config.optim.to_dict(), config.data.rate_hz,
-                    config.data.window_s, config.train.batch_size, config.train.eval_batch_size,
-                    loop, config.train.seed_chunk, config.train.num_devices,
-                    config.train.batch_devices, num_classes, labels,
-                    sorted(frozen_bn)],
-                   sort_keys=True, default=str)
-  return _cached_engine(key)
+  return _cached_runner(json.dumps(
+      [config.model.to_dict(), config.optim.to_dict(), config.data.rate_hz,
+       window_samples(config.data), config.train.batch_size, num_classes, labels,
+       sorted(frozen_bn)], sort_keys=True, default=str), Settings.resolve(config.runtime))
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_engine(key: str) -> Engine:
-  (model_config, optim_config, rate_hz, window_s, batch_size, eval_batch_size, epoch_loop,
-   seed_chunk, num_devices, batch_devices, num_classes, labels, frozen_bn) = json.loads(key)
+def _cached_runner(key: str, settings: Settings) -> Runner:
+  (model_config, optim_config, rate_hz, window, batch_size, num_classes, labels,
+   frozen_bn) = json.loads(key)
   model = build_model(model_config, num_classes, rate_hz, frozen_bn)
-  param_labels = None if labels is None else traverse_util.unflatten_dict(
-      dict(labels), sep="/")
-  return Engine(model, make_optimizer(optim_config, param_labels), l2=optim_config["l2"],
-                batch_size=batch_size, eval_batch_size=eval_batch_size,
-                window_shape=(int(round(window_s * rate_hz)), 3), epoch_loop=epoch_loop,
-                seed_chunk=seed_chunk, batch_devices=batch_devices,
-                device_list=jax.devices()[:num_devices or None])
+  param_labels = None if labels is None else traverse_util.unflatten_dict(dict(labels), sep="/")
+  step = Step(model, make_optimizer(optim_config, param_labels), optim_config["l2"], (window, 3))
+  return Runner(step, batch_size=batch_size, settings=settings)
 
 
 def check_trainable(prepared: Prepared, batch_size: int, n_train: int | None = None) -> None:
@@ -78,106 +76,78 @@ def check_trainable(prepared: Prepared, batch_size: int, n_train: int | None = N
                     "lower --config.train.batch_size")
 
 
-def _truncate_metrics(path: Path, phase: str, last_epoch: int) -> None:
-  """Drops rows of `phase` after last_epoch: a resumed run writes them again."""
-  if not path.exists():
-    return
-  kept = []
-  for line in path.read_text().splitlines():
-    try:
-      row = json.loads(line)
-    except json.JSONDecodeError:
-      continue  # a line cut by a kill
-    if row.get("phase") != phase or row.get("epoch", -1) <= last_epoch:
-      kept.append(line)
-  write_text(path, "".join(k + "\n" for k in kept))
-
-
 def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *, phase: str,
                        train_index_Sxn: np.ndarray | None = None, capacity: int | None = None,
-                       engine: Engine | None = None, param_labels=None, frozen_bn=(),
-                       init_state: Callable[[Engine, Any], Any] | None = None,
+                       runner: Runner | None = None,
+                       init_state: Callable[[Runner, Any], TrainState] | None = None,
                        extra_meta: dict | None = None, progress: bool = True) -> dict:
   """Trains config.train.num_seeds seeds on prepared's train split (or per-seed rows
   train_index_Sxn of it), early-stopping on its val split, resuming from
   workdir/checkpoints when present; returns per-seed test scores of the best
-  parameters. init_state(engine, keys) builds the initial state (transfer).
+  parameters. init_state(runner, keys) builds the initial state (transfer).
   workdir=None trains in memory only (a sweep's cells: their records are the output)."""
   tc = config.train
   check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1)
-  engine = engine or build_engine(config, prepared.num_classes, param_labels, frozen_bn)
-  keys = seed_keys(tc.seed, tc.num_seeds)
-  seeds = [tc.seed + s for s in range(tc.num_seeds)]
+  runner = runner or build_runner(config, prepared.num_classes)
+  keys, run_seeds = seed_keys(tc.seed, tc.num_seeds), seeds(config)
   train, val, test = (prepared.splits[s] for s in ("train", "val", "test"))
   batches = Batches.create(train.x_NxWx3, train.y_N, tc.num_seeds, tc.batch_size,
                            train_index_Sxn, capacity)
-  val_set = EvalSet.create(val.x_NxWx3, val.y_N, tc.eval_batch_size)
-  meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
-          "seeds": seeds, "config": json.loads(config.to_json_best_effort()),
-          **(extra_meta or {})}
-  start_epoch, best, stopping = 0, None, None
-  if workdir is None:
-    ckpt = metrics_path = None
-  else:
+  eval_batch = runner.settings.eval_batch_size
+  val_set = EvalSet.create(val.x_NxWx3, val.y_N, eval_batch)
+  hooks = [ProgressBar(tc.max_epochs, phase)] if progress else []
+  state = None
+  if workdir is not None:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoints.Checkpoints(workdir / "checkpoints")
-    metrics_path = workdir / "metrics.jsonl"
-  if ckpt is not None and ckpt.latest_step() is not None:
-    state, best, saved = checkpoints.restore_train_state(ckpt.directory,
-                                                         engine.abstract_state(tc.num_seeds))
-    if saved.get("phase") != phase or saved.get("seeds") != seeds:
-      raise checkpoints.CheckpointError(
-          f"{ckpt.directory}: holds phase {saved.get('phase')!r} seeds {saved.get('seeds')}, "
-          f"not {phase!r} seeds {seeds}; use a fresh workdir")
-    start_epoch = saved["epoch"] + 1
-    stopping = EarlyStopping(**saved["stopping"])
+    if ckpt.latest_step() is not None:
+      state = _resume(ckpt, runner, phase, run_seeds)
+    meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
+            "seeds": run_seeds, "config": json.loads(config.to_json_best_effort()),
+            **(extra_meta or {})}
+    save = lambda state: checkpoints.save_fit_state(ckpt, state, meta)
+    hooks += [MetricsWriter(workdir / "metrics.jsonl", phase),
+              Checkpointer(save, runner.settings.checkpoint_every)]
     if is_primary():
-      _truncate_metrics(metrics_path, phase, saved["epoch"])
-    logging.info("resuming %s from epoch %d", phase, start_epoch)
-  else:
-    state = init_state(engine, keys) if init_state else engine.init(keys)
-    if metrics_path is not None and metrics_path.exists() and is_primary():
-      _truncate_metrics(metrics_path, phase, -1)
-  if workdir is not None and is_primary():
-    write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
-
-  def save(epoch, state, best, stopping, history, force=False):
-    if ckpt is not None and (force or (epoch + 1) % tc.checkpoint_every == 0):
-      ckpt.save(epoch, checkpoints.state_tree(state, *best),
-                {**meta, "epoch": epoch, "stopping": dataclasses.asdict(stopping)})
-
+      write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
+  if state is None:
+    state = FitState.create(init_state(runner, keys) if init_state else runner.init(keys),
+                            tc.patience)
   t0 = time.monotonic()
-  result = fit(engine, state, batches, val_set, keys, max_epochs=tc.max_epochs,
-               patience=tc.patience, start_epoch=start_epoch, best=best, stopping=stopping,
-               metrics_path=metrics_path, on_epoch_end=save, label=phase, seeds=seeds,
-               progress=progress)
-  last = max(result.stopping.epochs) - 1
-  if ckpt is not None:
-    if last >= 0 and ckpt.latest_step() != last:
-      save(last, result.state, (result.best_params, result.best_batch_stats), result.stopping,
-           result.history, force=True)
+  state = fit(runner, state, batches, val_set, keys, max_epochs=tc.max_epochs, hooks=hooks,
+              label=phase, seeds=run_seeds)
+  if workdir is not None:
     ckpt.close()
-  test_set = EvalSet.create(test.x_NxWx3, test.y_N, tc.eval_batch_size)
-  predictions = engine.predict(result.best_params, result.best_batch_stats, test_set)
-  train_rows = (train.y_N if train_index_Sxn is None
-                else train.y_N[np.asarray(train_index_Sxn)[0]])
-  majority = metrics.majority_baseline(train_rows, test.y_N, prepared.num_classes)
+  test_set = EvalSet.create(test.x_NxWx3, test.y_N, eval_batch)
+  predictions = runner.predict(state.best_params, state.best_batch_stats, test_set)
   per_seed = []
-  for s, seed in enumerate(seeds):
+  for s, seed in enumerate(run_seeds):
     score = metrics.scores(test.y_N, predictions[s], prepared.num_classes)
-    per_seed.append({"seed": seed, "epochs": result.stopping.epochs[s],
-                     "best_epoch": result.stopping.best_epoch[s],
-                     "best_val_loss": result.stopping.best_loss[s], **score})
+    per_seed.append({"seed": seed, "epochs": state.stopping.epochs[s],
+                     "best_epoch": state.stopping.best_epoch[s],
+                     "best_val_loss": state.stopping.best_loss[s], **score})
   summary = {
       "phase": phase, "dataset": prepared.name, "num_classes": prepared.num_classes,
       "train_windows": int(batches.n_valid), "test_windows": int(len(test.y_N)),
-      "majority": majority, "per_seed": per_seed, "wall_s": time.monotonic() - t0,
+      "majority": prepared.majority(), "per_seed": per_seed, "wall_s": time.monotonic() - t0,
       **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")},
       **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")}}
   if workdir is not None and is_primary():
     write_text(workdir / "result.json", json.dumps(summary, indent=2))
   return summary
+
+
+def _resume(ckpt: checkpoints.Checkpoints, runner: Runner, phase: str,
+            run_seeds: list[int]) -> FitState:
+  state, saved = checkpoints.restore_fit_state(ckpt.directory,
+                                               runner.abstract_state(len(run_seeds)))
+  if saved.get("phase") != phase or saved.get("seeds") != run_seeds:
+    raise checkpoints.CheckpointError(
+        f"{ckpt.directory}: holds phase {saved.get('phase')!r} seeds {saved.get('seeds')}, "
+        f"not {phase!r} seeds {run_seeds}; use a fresh workdir")
+  logging.info("resuming %s from epoch %d", phase, state.epoch)
+  return state
 
 
 def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
@@ -202,9 +172,9 @@ def load_source(source_dir: str | Path) -> tuple[dict, dict, dict]:
 def abstract_variables(config, num_classes: int) -> dict:
   """Shapes of the model's variables (tracing the model takes seconds; a sweep's
   cells ask for the same few)."""
-  window = int(round(config.data.window_s * config.data.rate_hz))
   return _abstract_variables(json.dumps([config.model.to_dict(), num_classes,
-                                         config.data.rate_hz, window], default=str))
+                                         config.data.rate_hz, window_samples(config.data)],
+                                        default=str))
 
 
 @functools.lru_cache(maxsize=16)
@@ -230,13 +200,14 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   if source is None and source_dir is not None:
     source = load_source(source_dir)
   abstract = abstract_variables(config, prepared.num_classes)
-  rules = transfer.rules_from_config(config.transfer, config.model.num_blocks, source is not None)
+  rules = transfer.rules_from_config(config.transfer, len(config.model.filters),
+                                     source is not None)
   labels = transfer.label_paths(list(transfer.flatten(abstract["params"])), rules)
   stats_labels = transfer.batch_stats_labels(abstract["batch_stats"], rules)
   frozen_bn = transfer.frozen_bn_parts(labels, config.transfer.bn_policy)
   any_frozen = any(a == transfer.COPY_FREEZE for a in labels.values())
   param_labels = transfer.optimizer_labels(labels) if any_frozen else None
-  engine = build_engine(config, prepared.num_classes, param_labels, frozen_bn)
+  runner = build_runner(config, prepared.num_classes, param_labels, frozen_bn)
   init_state = None
   extra = {"transfer": {"labels": labels, "rules": [list(r) for r in rules],
                         "frozen_bn": list(frozen_bn), "size": size,
@@ -251,17 +222,17 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
     transfer.merge(abstract["params"], first(src_params), labels)
     transfer.merge(abstract["batch_stats"], first(src_stats), stats_labels, "batch stats")
 
-    def init_state(engine, keys):
-      fresh = engine.init(keys)
+    def init_state(runner, keys):
+      fresh = runner.init(keys)
       pick = lambda tree: jax.tree.map(lambda a: a[seed_map], tree)
       params = transfer.merge(fresh.params, pick(src_params), labels)
       stats = transfer.merge(fresh.batch_stats, pick(src_stats), stats_labels, "batch stats")
-      params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
-      stats = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), stats)
-      return TrainState(params, stats, engine.init_opt_state(params))
+      in_dtype = lambda tree, like: jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), tree, like)
+      params, stats = in_dtype(params, fresh.params), in_dtype(stats, fresh.batch_stats)
+      return TrainState(params, stats, runner.init_opt_state(params))
 
   return train_and_evaluate(config, workdir, prepared, phase="adapt", train_index_Sxn=rows,
-                            capacity=capacity, engine=engine, init_state=init_state,
+                            capacity=capacity, runner=runner, init_state=init_state,
                             extra_meta=extra, progress=progress)
 
 

@@ -16,7 +16,7 @@ programs and the profiler's own overhead are in it too). On a GPU that is the
 card waiting for launches. On XLA:CPU it is also work the trace cannot see: a
 convolution (and some dots) only launches Eigen's contraction on the intra-op
 pool, so its event is the launch, and its arithmetic runs in the gaps after it
-(docs/performance.md, "Where the CPU time goes, by sampling").
+(docs/performance.md#where-the-cpu-time-goes).
 """
 
 from __future__ import annotations

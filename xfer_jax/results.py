@@ -12,6 +12,7 @@ fields that differ, not silently merged.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
@@ -23,10 +24,11 @@ from xfer_jax.data.atomic import write_text
 
 RESULTS_GLOB = "results*.jsonl"
 GRID_FILE = "sweep.json"
-# Config fields that do not change a cell's numbers (bookkeeping, resumption).
-NOT_IN_GRID = ("adapt.size", "train.checkpoint_every", "train.epoch_loop", "train.eval_batch_size",
-               "train.seed_chunk", "train.num_devices", "train.batch_devices",
-               "data.cache_dir", "data.data_dir", "source", "target", "transfer.blocks")
+GRID_FORMAT = 2
+# A grid's key covers every config field but config.runtime (how it runs) and these:
+# the coordinates a sweep sets per cell, and where files are read and cached.
+CELL_FIELDS = ("source", "target", "adapt.size", "transfer.blocks")
+LOCATION_FIELDS = ("data.cache_dir", "data.data_dir")
 
 
 class ResultsError(ValueError):
@@ -44,16 +46,23 @@ def flat_fields(tree: Mapping, prefix: str = "") -> dict[str, object]:
   return out
 
 
-# Fields added after results were published, with the value those results used: at
-# that value a field stays out of the key, so older records and workdirs still match.
-ADDED_LATER = {"model.bn_momentum": 0.99}
-
-
 def grid_fields(config) -> dict[str, object]:
   """The fields of a config that decide a sweep's numbers, flattened 'a.b' -> value."""
-  fields = flat_fields(json.loads(config.to_json_best_effort()))
-  return {k: v for k, v in sorted(fields.items())
-          if k not in NOT_IN_GRID and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+  tree = json.loads(config.to_json_best_effort())
+  tree.pop("runtime", None)
+  return {k: v for k, v in sorted(flat_fields(tree).items())
+          if k not in CELL_FIELDS + LOCATION_FIELDS}
+
+
+def upgrade_fields(fields: Mapping[str, object]) -> dict[str, object]:
+  """A sweep.json's fields from before GRID_FORMAT 2 as the same grid's fields now."""
+  fields = dict(fields)
+  fields.pop("model.num_blocks", None)  # now len(model.filters)
+  fields.pop("adapt.validation", None)  # was read nowhere: the target's val split selects
+  # added after the first real-data results, which used this value and left it out
+  fields.setdefault("model.bn_momentum", 0.99)
+  fields.setdefault("model.dtype", "float32")
+  return fields
 
 
 def config_key(fields: Mapping[str, object]) -> str:
@@ -69,21 +78,35 @@ def describe_differences(a: Mapping, b: Mapping, names=("this", "that")) -> str:
                    for k in differing_fields(a, b))
 
 
-def claim_grid(workdir: Path, fields: Mapping[str, object], write: bool = True) -> None:
-  """Writes workdir/sweep.json (if `write`), or checks that the one there
-  describes this grid."""
-  path = workdir / GRID_FILE
-  if path.exists():
-    saved = json.loads(path.read_text())["fields"]
-    if saved != dict(fields):
-      raise ResultsError(
-          f"{path}: this workdir holds results of a different grid config ("
-          f"{describe_differences(saved, fields, ('saved', 'given'))}); use another workdir "
-          "or the saved config")
-    return
+def grid_key(workdir: Path, fields: Mapping[str, object]) -> str | None:
+  """The config key of this grid's records in workdir: the one its sweep.json pins
+  (a workdir of an older format keeps its key), or None without a sweep.json.
+  A sweep.json of another grid is an error naming the fields that differ."""
+  saved = read_grid(workdir)
+  if saved is None:
+    return None
+  saved_fields = saved["fields"]
+  if saved.get("format", 1) < GRID_FORMAT:
+    saved_fields = upgrade_fields(saved_fields)
+  if saved_fields != dict(fields):
+    raise ResultsError(
+        f"{workdir / GRID_FILE}: this workdir holds results of a different grid config ("
+        f"{describe_differences(saved_fields, fields, ('saved', 'given'))}); use another "
+        "workdir or the saved config")
+  return saved["config_key"]
+
+
+def claim_grid(workdir: Path, fields: Mapping[str, object], write: bool = True) -> str:
+  """Checks workdir/sweep.json against this grid, or writes it (if `write`); returns
+  the config key of the grid's records."""
+  key = grid_key(workdir, fields)
+  if key is not None:
+    return key
+  key = config_key(fields)
   if write:
-    write_text(path, json.dumps({"config_key": config_key(fields), "fields": dict(fields)},
-                                indent=2))
+    write_text(workdir / GRID_FILE, json.dumps(
+        {"format": GRID_FORMAT, "config_key": key, "fields": dict(fields)}, indent=2))
+  return key
 
 
 def read_grid(workdir: Path) -> dict | None:
@@ -91,8 +114,9 @@ def read_grid(workdir: Path) -> dict | None:
   return json.loads(path.read_text()) if path.exists() else None
 
 
-def read(path: Path) -> list[dict]:
-  """The complete records of one results file; a cut-off line is skipped with a warning."""
+def read(path: Path, quiet: bool = False) -> list[dict]:
+  """The complete records of one results file; a cut-off line is skipped with a
+  warning (quiet: silently, as while tasks are appending to it)."""
   records = []
   text = path.read_text()
   lines = text.split("\n")
@@ -102,6 +126,8 @@ def read(path: Path) -> list[dict]:
     try:
       records.append(json.loads(line))
     except json.JSONDecodeError:
+      if quiet:
+        continue
       last = number == len(lines) and not text.endswith("\n")
       logging.warning("%s:%d: skipped a %s line (%d characters)", path, number,
                       "truncated last" if last else "corrupt", len(line))
@@ -186,3 +212,20 @@ def check_overlap(records: Sequence[Mapping]) -> list[str]:
 
 def record_id(r: Mapping) -> tuple:
   return (r["target"], r["source"], r["size"], r["blocks"], r["seed"])
+
+
+def recorded(workdir: Path, key: str, quiet: bool = False) -> dict[tuple, dict]:
+  """The complete records of grid `key` in every results file of workdir, by
+  record_id (the first of duplicates)."""
+  out = {}
+  for path in results_files(workdir):
+    for r in read(path, quiet):
+      if r.get("config_key") == key:
+        out.setdefault(record_id(r), r)
+  return out
+
+
+def finished_cells(workdir: Path, key: str, num_seeds: int) -> int:
+  """Cells of grid `key` with every seed recorded (safe while tasks append)."""
+  seeds_per_cell = collections.Counter(cell[:-1] for cell in recorded(workdir, key, quiet=True))
+  return sum(n >= num_seeds for n in seeds_per_cell.values())

@@ -56,7 +56,7 @@ def reuse_freed_host_memory(environ=os.environ) -> bool:
   serves any block above its mmap threshold (32 MiB at most) with a fresh
   mmap, and the kernel zero-fills each 4 KiB page on first touch, so every step
   paid 33 000 page faults and about 100 ms of system time (a third of the step's
-  CPU time on the 2-core machine; docs/performance.md). Here malloc keeps one
+  CPU time on the 2-core machine; docs/performance.md#host-memory). Here malloc keeps one
   arena (a worker thread's own arena cannot grow past 64 MiB, so its large blocks
   would be mmapped whatever the threshold), never mmaps, and keeps up to 2 GiB of
   freed memory: the next step reuses the same, already mapped pages. Process
@@ -84,7 +84,7 @@ def join_processes(coordinator_address: str, num_processes: int | None = None,
   coordinator_address "auto" lets JAX read the cluster's environment (SLURM,
   Open MPI, Cloud TPU, ...); otherwise "host:port" of process 0, with the
   process count and this process's index. Afterwards jax.devices() lists every
-  process's devices: an engine spreads its seeds over all of them and each
+  process's devices: a runner spreads its seeds over all of them and each
   process feeds the shards its own devices hold; only process 0 writes files
   (`is_primary`). Must run before anything touches a JAX device.
   """

@@ -39,7 +39,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from xfer_jax import console, experiment, metrics, results
+from xfer_jax import console, experiment, results
 from xfer_jax.data import DataError, cap_sizes, prepare
 from xfer_jax.runtime import CompileCounter, is_primary
 
@@ -77,12 +77,23 @@ def pairs(config) -> list[tuple[str, str]]:
   return out
 
 
+def datasets(config) -> list[str]:
+  """The datasets of the grid's pairs, sorted."""
+  return sorted({d for p in pairs(config) for d in p})
+
+
+def train_sizes(config) -> dict[str, int]:
+  """Windows in the train split of each dataset of the grid (prepared, or cached)."""
+  return {d: len(prepare(d, config.data).splits["train"]) for d in datasets(config)}
+
+
 def check_grid(config) -> None:
-  sweep, num_blocks = config.sweep, config.model.num_blocks
+  sweep, num_blocks = config.sweep, len(config.model.filters)
   bad_blocks = [k for k in sweep.blocks if not 1 <= int(k) <= num_blocks]
   if bad_blocks:
     raise SweepError(f"config.sweep.blocks {tuple(sweep.blocks)}: {bad_blocks} outside "
-                     f"1..{num_blocks} (model.num_blocks); the baseline is config.sweep.baseline")
+                     f"1..{num_blocks} (the model's blocks: len(model.filters)); the baseline is "
+                     "config.sweep.baseline")
   if not sweep.sizes or any(int(s) < 0 for s in sweep.sizes):
     raise SweepError(f"config.sweep.sizes {tuple(sweep.sizes)}: give positive sizes "
                      "(0 = the smallest train split)")
@@ -96,8 +107,7 @@ def expand(config, train_sizes: Mapping[str, int]) -> list[Cell]:
   train_sizes: windows in each dataset's train split (for the size cap)."""
   check_grid(config)
   grid_pairs = pairs(config)
-  datasets = sorted({d for p in grid_pairs for d in p})
-  sizes = cap_sizes(config.sweep.sizes, [train_sizes[d] for d in datasets])
+  sizes = cap_sizes(config.sweep.sizes, [train_sizes[d] for d in datasets(config)])
   cells = []
   for target in dict.fromkeys(t for _, t in grid_pairs):
     sources = [s for s, t in grid_pairs if t == target]
@@ -170,8 +180,7 @@ def source_model(config, workdir: Path, source: str, progress: bool = False,
     source_config = config.copy_and_resolve_references()
     source_config.source = source
     logging.info("training source model %s in %s", source, source_dir)
-    experiment.train_and_evaluate(source_config, source_dir, prepare(source, config.data),
-                                  phase="pretrain", progress=progress)
+    experiment.pretrain(source_config, source_dir, progress=progress)
 
   if jax.process_count() > 1:
     if not done():
@@ -205,9 +214,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
   """Runs this task's slice of the grid, skipping recorded cells; returns a summary."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  fields = results.grid_fields(config)
-  key = results.config_key(fields)
-  results.claim_grid(workdir, fields, write=is_primary())
+  key = results.claim_grid(workdir, results.grid_fields(config), write=is_primary())
   prepared = {}
 
   def dataset(name):
@@ -215,18 +222,13 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
       prepared[name] = prepare(name, config.data)
     return prepared[name]
 
-  names = sorted({d for p in pairs(config) for d in p})
-  cells = expand(config, {d: len(dataset(d).splits["train"]) for d in names})
+  cells = expand(config, {d: len(dataset(d).splits["train"]) for d in datasets(config)})
   mine = task_slice(cells, task_index, num_tasks)
   out_path = results_path(workdir, task_index, num_tasks)
   if is_primary():
     results.repair(out_path)
-  recorded = {}
-  for path in results.results_files(workdir):
-    for r in results.read(path):
-      if r.get("config_key") == key:
-        recorded.setdefault(results.record_id(r), r)
-  seeds = [config.train.seed + s for s in range(config.train.num_seeds)]
+  recorded = results.recorded(workdir, key)
+  seeds = experiment.seeds(config)
 
   def missing(cell):
     return [s for s in seeds
@@ -265,8 +267,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
       except DataError as e:
         raise SweepError(f"cell {cell.name}: {e}") from e
       wall_s = time.monotonic() - cell_start
-      train, test = target.splits["train"], target.splits["test"]
-      majority = metrics.majority_baseline(train.y_N, test.y_N, target.num_classes)
+      majority = target.majority()
       want = set(missing(cell))
       mode = BASELINE if cell.source is None else config.transfer.mode
       records = [{"config_key": key, "target": cell.target, "source": cell.source,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from xfer_jax import metrics
 from xfer_jax.data import cache, preprocess, registry, synthetic
 from xfer_jax.data.recording import DataError, RawDataset
 from xfer_jax.data.splits import SPLITS, assign_splits
@@ -47,15 +48,26 @@ class Prepared:
   def num_classes(self) -> int:
     return len(self.class_names)
 
+  def majority(self) -> dict:
+    """The majority-class baseline: the train split's most frequent class, scored on
+    the test split (the one definition every output uses)."""
+    return metrics.majority_baseline(self.splits["train"].y_N, self.splits["test"].y_N,
+                                     self.num_classes)
+
   def summary(self) -> dict[str, Any]:
-    test_y = self.splits["test"].y_N
-    majority = np.bincount(test_y, minlength=self.num_classes).max() / max(len(test_y), 1)
+    majority = self.majority()
     return {
         "dataset": self.name, "recordings": len(self.recording_ids), "hours": self.hours,
         "classes": self.num_classes, "split_rule": self.split_rule,
         **{f"windows_{s}": len(self.splits[s]) for s in SPLITS},
         **{f"subjects_{s}": len(np.unique(self.splits[s].subject_N)) for s in SPLITS},
-        "majority_test_share": float(majority)}
+        "majority_class": self.class_names[majority["class"]],
+        "majority_micro_f1": majority["micro_f1"]}
+
+
+def window_samples(config: Mapping) -> int:
+  """Samples in one window at the target rate: the model's input length."""
+  return int(round(config["window_s"] * config["rate_hz"]))
 
 
 def resolve_dataset(dataset: str | Mapping, data_dir: str = "") -> dict:
@@ -80,7 +92,7 @@ def resolve_dataset(dataset: str | Mapping, data_dir: str = "") -> dict:
 
 
 def _windows_of(raw: RawDataset, config: Mapping) -> tuple[dict, list[str], str, list[dict]]:
-  rate, window = float(config["rate_hz"]), int(round(config["window_s"] * config["rate_hz"]))
+  rate, window = float(config["rate_hz"]), window_samples(config)
   step = int(round(config["step_s"] * config["rate_hz"]))
   recordings = []
   for rec in raw.recordings:

@@ -45,7 +45,8 @@ def max_pool(x_BxLxC, size: int):
 
   A reshape and a max rather than nn.max_pool: the gradient of lax.reduce_window
   is a select-and-scatter that XLA:CPU runs, once seeds are vmapped, as an
-  index-building reduce-window plus a scatter (docs/performance.md). The values
+  index-building reduce-window plus a scatter
+  (docs/performance.md#max-pool-as-reshape-and-max). The values
   are identical; so are the gradients, except between exactly tied maxima."""
   B, L, C = x_BxLxC.shape
   kept = L // size * size
@@ -143,9 +144,8 @@ class Tower(nn.Module):
 
 class MultiResNet(nn.Module):
   num_classes: int
-  num_blocks: int = 3
+  filters: Sequence[int] = (16, 32, 64)  # one width per residual block
   layers_per_block: int = 2
-  filters: Sequence[int] = (16, 32, 64)
   kernel_size: int = 5
   pool_size: int = 2
   spectral_window: int = 32
@@ -158,14 +158,20 @@ class MultiResNet(nn.Module):
   bn_momentum: float = BN_MOMENTUM
   rate_hz: float = 25.0
   frozen_bn: Sequence[str] = ()
+  # what the model computes in; its variables are cast to it after init (Step). float64
+  # (with jax_enable_x64) serves the equivalence tests: two programs that should
+  # compute the same then agree to ~1e-12 instead of float32's CPU-dependent rounding
+  dtype: str = "float32"
+
+  @property
+  def num_blocks(self) -> int:
+    return len(self.filters)
 
   @nn.compact
   def __call__(self, x_BxLx3, train: bool = False, mask_B=None):
     """Logits (B, num_classes). mask_B marks the real rows of a padded batch:
     batch norm computes its statistics on them only."""
-    if len(self.filters) != self.num_blocks:
-      raise ValueError(f"model.filters has {len(self.filters)} entries for "
-                       f"num_blocks={self.num_blocks}; give one width per block")
+    x_BxLx3 = jnp.asarray(x_BxLx3, self.dtype)
     mask_Bx1x1 = None if mask_B is None else mask_B[:, None, None]
     channels = [x_BxLx3[..., i] for i in range(x_BxLx3.shape[-1])]
     if self.use_magnitude:

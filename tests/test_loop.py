@@ -1,0 +1,176 @@
+"""fit's loop: hooks (metrics, checkpoints, progress), the FitState saved and
+restored as a unit, a killed run resumed to the same numbers."""
+
+import io
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from xfer_jax import checkpoints, experiment
+from xfer_jax.data import prepare
+from xfer_jax.loop import Checkpointer, FitState, Hook, MetricsWriter, ProgressBar, fit
+from xfer_jax.runner import Batches, EvalSet
+from xfer_jax.step import seed_keys
+
+
+@pytest.fixture(scope="module")
+def config(smoke_config):
+  return smoke_config
+
+
+@pytest.fixture(scope="module")
+def prepared(config):
+  return prepare(config.source, config.data)
+
+
+@pytest.fixture(scope="module")
+def run(config, prepared):
+  """fit(state, max_epochs) on 100 windows of the smoke source, patience 2."""
+  runner = experiment.build_runner(config, prepared.num_classes)
+  train, val = prepared.splits["train"], prepared.splits["val"]
+  batches = Batches.create(train.x_NxWx3, train.y_N, 2, config.train.batch_size,
+                           np.stack([np.arange(100)] * 2))
+  val_set = EvalSet.create(val.x_NxWx3, val.y_N, config.runtime.eval_batch_size)
+  keys = seed_keys(0, 2)
+
+  def run(state=None, max_epochs=4, hooks=(), patience=0):
+    state = state or FitState.create(runner.init(keys), patience)
+    return fit(runner, state, batches, val_set, keys, max_epochs=max_epochs, hooks=hooks,
+               label="t", seeds=[0, 1])
+  run.runner = runner
+  return run
+
+
+class Saves(Hook):
+  def __init__(self, every):
+    self.epochs = []
+    self.checkpointer = Checkpointer(lambda state: self.epochs.append(state.epoch), every)
+
+  def start(self, state):
+    self.checkpointer.start(state)
+
+  def epoch_end(self, state, rows):
+    self.checkpointer.epoch_end(state, rows)
+
+  def end(self, state):
+    self.checkpointer.end(state)
+
+
+def test_checkpoints_every_n_epochs_and_after_the_last(run):
+  saves = Saves(every=3)
+  state = run(max_epochs=7, hooks=[saves])
+  assert state.epoch == 7 and saves.epochs == [3, 6, 7]
+  saves = Saves(every=2)
+  run(max_epochs=4, hooks=[saves])
+  assert saves.epochs == [2, 4]  # the last epoch was saved by the cadence: not twice
+  saves = Saves(every=2)
+  run(state=state, max_epochs=7, hooks=[saves])  # nothing left to train: nothing to save
+  assert saves.epochs == []
+
+
+def test_metrics_lines_per_epoch_and_seed_and_a_resumed_run_rewrites_its_own(run, tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  path.write_text(json.dumps({"phase": "other", "epoch": 9}) + "\n")
+  state = run(max_epochs=3, hooks=[MetricsWriter(path, "t")])
+  rows = [json.loads(line) for line in path.read_text().splitlines()]
+  assert [(r["phase"], r["epoch"], r.get("seed")) for r in rows] == [("other", 9, None)] + [
+      ("t", e, s) for e in range(3) for s in (0, 1)]
+  assert all(np.isfinite(r["train_loss"]) and 0 <= r["val_accuracy"] <= 1 for r in rows[1:])
+  # a run resumed from epoch 2 drops the rows of epoch 2 on, then writes them again
+  back = FitState(state.train, state.best_params, state.best_batch_stats, state.stopping, 2)
+  run(state=back, max_epochs=3, hooks=[MetricsWriter(path, "t")])
+  assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [
+      9, 0, 0, 1, 1, 2, 2]
+
+
+def test_progress_reaches_the_end_and_says_when_seeds_stopped_early(run):
+  bar = ProgressBar(50, "t")
+  bar.bar.stream = io.StringIO()
+  state = run(max_epochs=50, hooks=[bar], patience=2)
+  assert state.done and state.epoch < 50  # stopped early, every seed
+  text = bar.bar.stream.getvalue()
+  assert f" {state.epoch}/50 " in text and "val loss" in text
+  assert text.rstrip().endswith(f"stopped early at epochs {state.stopping.epochs}")
+  assert " 50/50 " in text
+
+
+def test_the_fit_state_is_saved_and_restored_as_a_unit(run, tmp_path):
+  state = run(max_epochs=3, patience=5)
+  ckpt = checkpoints.Checkpoints(tmp_path / "checkpoints")
+  checkpoints.save_fit_state(ckpt, state, {"phase": "t"})
+  ckpt.close()
+  restored, meta = checkpoints.restore_fit_state(tmp_path, run.runner.abstract_state(2))
+  assert meta["epoch"] == 2 and restored.epoch == state.epoch == 3
+  assert restored.stopping == state.stopping
+  for a, b in [(state.train, restored.train), (state.best_params, restored.best_params),
+               (state.best_batch_stats, restored.best_batch_stats)]:
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+  # and it continues as the uninterrupted run does
+  jax.tree.map(np.testing.assert_array_equal, run(state=restored, max_epochs=5).train.params,
+               run(max_epochs=5, patience=5).train.params)
+
+
+def _records(workdir):
+  return json.loads((workdir / "result.json").read_text())["per_seed"]
+
+
+def test_smoke_run_learns_resumes_and_repeats(smoke_config, pretrained, tmp_path, monkeypatch):
+  """`pretrained` is an uninterrupted smoke run; here the same config runs again,
+  is killed right after its first checkpoint (half way) and resumed: every epoch's metrics and the
+  final numbers equal the uninterrupted run's (so the same config and seed give
+  the same numbers, too)."""
+  config = smoke_config
+  first = json.loads((pretrained / "result.json").read_text())
+  assert first["majority"]["micro_f1"] < 0.35
+  assert first["micro_f1_mean"] > first["majority"]["micro_f1"] + 0.2  # it learns
+  lines = (pretrained / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == config.train.max_epochs * config.train.num_seeds
+
+  save = checkpoints.Checkpoints.save
+  calls = []
+
+  def save_then_die(self, step, tree, meta):  # the first checkpoint, then a kill
+    save(self, step, tree, meta)
+    calls.append(step)
+    if len(calls) == 1:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(checkpoints.Checkpoints, "save", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.pretrain(config, tmp_path, progress=False)
+  assert calls == [config.runtime.checkpoint_every - 1] < [config.train.max_epochs - 1]
+  monkeypatch.setattr(checkpoints.Checkpoints, "save", save)
+  assert not (tmp_path / "result.json").exists()
+  resumed = experiment.pretrain(config, tmp_path, progress=False)
+  assert _records(tmp_path) == _records(pretrained)
+  assert resumed["micro_f1_mean"] == first["micro_f1_mean"]
+  resumed_lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert resumed_lines == lines  # no duplicated or missing epochs, identical values
+  tree_a, _ = checkpoints.read(pretrained)
+  tree_b, _ = checkpoints.read(tmp_path)
+  jax.tree.map(np.testing.assert_array_equal, tree_a["best_params"], tree_b["best_params"])
+
+
+def test_bad_checkpoint_is_a_clear_error(config, tmp_path):
+  (tmp_path / "checkpoints" / "3").mkdir(parents=True)
+  with pytest.raises(checkpoints.CheckpointError, match="unreadable checkpoint metadata"):
+    checkpoints.read(tmp_path)
+  with pytest.raises(checkpoints.CheckpointError, match="no such checkpoint folder"):
+    checkpoints.read(tmp_path / "absent")
+
+
+def test_one_class_and_oversized_batch_are_errors(config, prepared):
+  from xfer_jax.data import DataError
+  with pytest.raises(DataError, match="fewer than batch_size=100000"):
+    experiment.check_trainable(prepared, 100000)
+  import dataclasses
+  one = dataclasses.replace(prepared, class_names=("walk",))
+  with pytest.raises(DataError, match="has 1 class"):
+    experiment.check_trainable(one, 8)
+
+
+def test_locked_config_rejects_unknown_keys(config):
+  with pytest.raises(AttributeError):
+    config.train.epochz = 3

@@ -1,0 +1,226 @@
+"""fit: epochs of every seed until each stops early, carrying one FitState.
+
+  state = FitState.create(runner.init(keys), patience)
+  state = fit(runner, state, train, val, keys, max_epochs=70,
+              hooks=[MetricsWriter(path, "pretrain"), Checkpointer(...), ProgressBar(70)])
+
+A FitState is everything a run needs to continue: parameters, batch statistics
+and optimiser state of every seed, each seed's best-validation parameters and
+statistics, the early-stopping state and the epochs done. Checkpoints save and
+restore it as a unit (checkpoints.save_fit_state), so a resumed run continues
+exactly where the saved one was. Hooks see it after every epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from xfer_jax.console import Progress
+from xfer_jax.data.atomic import write_text
+from xfer_jax.runner import Batches, EvalSet, Runner
+from xfer_jax.runtime import is_primary
+from xfer_jax.step import TrainState
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+  """Per-seed early stopping on validation loss (host side, plain numbers)."""
+
+  patience: int  # epochs without improvement before a seed stops; 0 = never stop
+  best_loss: list[float]
+  best_epoch: list[int]
+  bad_epochs: list[int]
+  stopped: list[bool]
+  epochs: list[int]  # epochs trained per seed
+
+  @classmethod
+  def create(cls, patience: int, num_seeds: int) -> EarlyStopping:
+    return cls(patience, [float("inf")] * num_seeds, [-1] * num_seeds, [0] * num_seeds,
+               [False] * num_seeds, [0] * num_seeds)
+
+  def update(self, epoch: int, val_loss: np.ndarray) -> np.ndarray:
+    """Records epoch's validation losses; returns which seeds improved."""
+    improved = np.zeros(len(val_loss), bool)
+    for s, loss in enumerate(val_loss):
+      if self.stopped[s]:
+        continue
+      self.epochs[s] = epoch + 1
+      if loss < self.best_loss[s]:
+        self.best_loss[s], self.best_epoch[s], self.bad_epochs[s] = float(loss), epoch, 0
+        improved[s] = True
+      else:
+        self.bad_epochs[s] += 1
+        self.stopped[s] = self.patience > 0 and self.bad_epochs[s] >= self.patience
+    return improved
+
+  @property
+  def all_stopped(self) -> bool:
+    return all(self.stopped)
+
+
+@dataclasses.dataclass
+class FitState:
+  """A run between two epochs: every array with a leading seed axis."""
+
+  train: TrainState  # params, batch stats, optimiser state
+  best_params: Any
+  best_batch_stats: Any
+  stopping: EarlyStopping
+  epoch: int  # epochs completed: the next epoch to train
+
+  @classmethod
+  def create(cls, train: TrainState, patience: int) -> FitState:
+    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # the train state's buffers are donated
+    return cls(train, copy(train.params), copy(train.batch_stats),
+               EarlyStopping.create(patience, len(jax.tree.leaves(train.params)[0])), 0)
+
+  @property
+  def done(self) -> bool:
+    return self.stopping.all_stopped
+
+
+class Hook:
+  """Called by fit: start before the first epoch it trains, epoch_end after each
+  (with the epoch's metric rows, one per seed that trained), end after the last."""
+
+  def start(self, state: FitState) -> None:
+    pass
+
+  def epoch_end(self, state: FitState, rows: list[dict]) -> None:
+    pass
+
+  def end(self, state: FitState) -> None:
+    pass
+
+
+def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet, keys_S, *,
+        max_epochs: int, hooks: Sequence[Hook] = (), label: str = "train",
+        seeds: Sequence[int] | None = None) -> FitState:
+  """Trains every seed from state.epoch until it stops early or max_epochs; each
+  seed keeps its best-validation parameters. Returns the final state."""
+  seeds = list(seeds or range(len(keys_S)))
+  num_seeds = len(seeds)
+  train = dataclasses.replace(train, x_NxWx3=runner.place(train.x_NxWx3, num_seeds),
+                              y_N=runner.place(train.y_N, num_seeds))
+  val = runner.place(val, num_seeds)
+  for hook in hooks:
+    hook.start(state)
+  start, first = time.monotonic(), state.epoch
+  while state.epoch < max_epochs and not state.done:
+    epoch = state.epoch
+    # seeds stopped early train no more (their best is kept); on CPU, one seed per
+    # call, their epochs and validation passes are skipped altogether
+    active = ~np.array(state.stopping.stopped)
+    train_state, train_loss = runner.epoch(state.train, train, runner.epoch_keys(keys_S, epoch),
+                                           active)
+    val_loss, val_acc = runner.evaluate(train_state.params, train_state.batch_stats, val, active)
+    bad = np.flatnonzero(active & (~np.isfinite(train_loss) | ~np.isfinite(val_loss)))
+    if bad.size:
+      raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "
+                               f"at epoch {epoch}")
+    improved = state.stopping.update(epoch, val_loss)
+    best = (state.best_params, state.best_batch_stats)
+    if improved.any():
+      best = runner.keep_best(best, train_state, improved)
+    state = FitState(train_state, *best, state.stopping, epoch + 1)
+    rows = [{"phase": label, "epoch": epoch, "seed": seeds[s], "train_loss": float(train_loss[s]),
+             "val_loss": float(val_loss[s]), "val_accuracy": float(val_acc[s]),
+             "best": bool(improved[s])} for s in range(num_seeds) if active[s]]
+    for hook in hooks:
+      hook.epoch_end(state, rows)
+  for hook in hooks:
+    hook.end(state)
+  logging.info("%s: epochs %d..%d in %.1f s", label, first, state.epoch,
+               time.monotonic() - start)
+  return state
+
+
+# -- hooks ------------------------------------------------------------------------------
+
+class History(Hook):
+  """Keeps every epoch's metric rows in memory."""
+
+  def __init__(self):
+    self.rows: list[dict] = []
+
+  def epoch_end(self, state, rows):
+    self.rows.extend(rows)
+
+
+class MetricsWriter(Hook):
+  """Appends each epoch's rows to a JSON-lines file (the primary process only).
+
+  A resumed run first drops the file's rows of its phase from the epochs it will
+  train again, so the file ends as an uninterrupted run's would."""
+
+  def __init__(self, path: str | Path, phase: str):
+    self.path, self.phase = Path(path), phase
+
+  def start(self, state):
+    if is_primary() and self.path.exists():
+      kept = []
+      for line in self.path.read_text().splitlines():
+        try:
+          row = json.loads(line)
+        except json.JSONDecodeError:
+          continue  # a line cut by a kill
+        if row.get("phase") != self.phase or row.get("epoch", -1) < state.epoch:
+          kept.append(line)
+      write_text(self.path, "".join(k + "\n" for k in kept))
+
+  def epoch_end(self, state, rows):
+    if is_primary():
+      with open(self.path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+
+
+class Checkpointer(Hook):
+  """Saves the FitState every `every` epochs and after the last one.
+
+  save(state) does the writing (checkpoints.Checkpoints.save_fit_state with the
+  run's metadata)."""
+
+  def __init__(self, save, every: int):
+    self.save, self.every = save, every
+    self.saved_epoch = None
+
+  def start(self, state):
+    self.saved_epoch = state.epoch  # a restored state is on disk already
+
+  def epoch_end(self, state, rows):
+    if state.epoch % self.every == 0:
+      self._save(state)
+
+  def end(self, state):
+    if state.epoch != self.saved_epoch:
+      self._save(state)
+
+  def _save(self, state):
+    self.save(state)
+    self.saved_epoch = state.epoch
+
+
+class ProgressBar(Hook):
+  """A console progress bar over max_epochs, with the mean validation metrics."""
+
+  def __init__(self, max_epochs: int, label: str):
+    self.bar = Progress(max_epochs, label)
+
+  def epoch_end(self, state, rows):
+    val_loss = np.mean([r["val_loss"] for r in rows])
+    val_acc = np.mean([r["val_accuracy"] for r in rows])
+    self.bar.update(state.epoch, f"val loss {val_loss:.3f} acc {val_acc:.3f}")
+
+  def end(self, state):
+    if self.bar.done < self.bar.total:
+      self.bar.update(self.bar.total, f"stopped early at epochs {state.stopping.epochs}")

@@ -1,0 +1,440 @@
+"""Seed-batched, compiled programs made from step.py's single-seed functions.
+
+Every per-seed program is declared once, as a single-seed function and the role of
+each argument and output: per seed (a leading seed axis) or shared by the seeds,
+and donated or not. vmap's axes, shard_map's partition specs and jit's donation
+all follow from that declaration (`Program`).
+
+How the programs run is a strategy of `Settings` (config.runtime), never part of
+the step, and never a change to the numbers:
+- seed chunks: how many seeds one vmapped call trains (on one CPU device, one:
+  XLA:CPU runs the seed-batched convolutions as grouped convolutions, several
+  times slower per window; docs/performance.md#one-seed-per-call-on-cpu);
+- the device mesh: a chunk's seeds spread over devices with shard_map (devices.py);
+- the epoch loop: "host" calls the compiled batch step once per batch (CPU's
+  default: XLA:CPU runs a loop body slower than the same step compiled alone,
+  docs/performance.md#host-driven-epochs-on-cpu), "device" runs the whole epoch in
+  one call (GPU/TPU).
+
+Data: a training set sits on the device once (`Batches`), padded to a capacity so
+that sets of different sizes (a sweep's adaptation sizes) share one compilation;
+the batch loop's trip count is the real rows' batch count. A set smaller than a
+batch is one batch padded to a power of two: the same numbers as a padded full
+batch at a fraction of its cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from xfer_jax import devices
+from xfer_jax.step import Step, TrainState, dropout_key, epoch_order
+
+SMALLEST_BATCH = 8  # rows of the smallest batch: it still splits over 2, 4 or 8 batch_devices
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+@flax.struct.dataclass
+class Batches:
+  """Rows of a dataset on the device: x[index[s, :n_valid]] are seed s's rows."""
+
+  x_NxWx3: jax.Array
+  y_N: jax.Array
+  index_SxC: jax.Array  # per-seed row indices, padded to the capacity C
+  n_valid: int = flax.struct.field(pytree_node=False)
+
+  @classmethod
+  def create(cls, x, y, num_seeds: int, batch_size: int, index_Sxn=None, capacity=None):
+    """index_Sxn: per-seed rows (default: all rows for every seed); capacity: the
+    padded length shared by every training set that should reuse a compilation.
+
+    A set that fits a power of two (at least 8) smaller than batch_size is trained
+    as one batch of that many rows instead (capacity does not apply): a step costs
+    in proportion to its rows, padding included, and the masked rows change no
+    number, so a 20-window cell steps on 32 rows rather than 256. Sets of one
+    power of two share a compilation."""
+    if index_Sxn is None:
+      index_Sxn = np.broadcast_to(np.arange(len(y)), (num_seeds, len(y)))
+    index_Sxn = np.asarray(index_Sxn)
+    n = index_Sxn.shape[1]
+    small = max(SMALLEST_BATCH, 1 << (n - 1).bit_length())
+    if small < batch_size:
+      capacity = small
+    else:
+      capacity = _round_up(max(capacity or n, n, batch_size), batch_size)
+    padded = np.zeros((index_Sxn.shape[0], capacity), np.int32)
+    padded[:, :n] = index_Sxn
+    return cls(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(padded), n)
+
+
+@flax.struct.dataclass
+class EvalSet:
+  """A split on the device in chunks of the evaluation batch, the last one padded;
+  masks mark real rows. Cut on the host once, so that evaluating it every epoch
+  needs no slicing programs (each slice start would be one more compilation)."""
+
+  chunks: tuple  # ((x_BxWx3, y_B, mask_B), ...)
+  n: int = flax.struct.field(pytree_node=False)
+
+  @classmethod
+  def create(cls, x, y, batch_size: int):
+    n = len(y)
+    size = _round_up(max(n, 1), batch_size)
+    xp = np.zeros((size, *x.shape[1:]), np.asarray(x).dtype)
+    xp[:n] = x
+    yp = np.zeros(size, np.int32)
+    yp[:n] = y
+    mask = np.arange(size) < n
+    return cls(tuple((jnp.asarray(xp[a:a + batch_size]), jnp.asarray(yp[a:a + batch_size]),
+                      jnp.asarray(mask[a:a + batch_size])) for a in range(0, size, batch_size)), n)
+
+
+# -- run settings (config.runtime), resolved once ----------------------------------------
+
+EPOCH_LOOPS = ("host", "device")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """config.runtime with every "auto" resolved for this process's devices. Changes
+  how a run executes, never its numbers (the equivalence tests hold each to that)."""
+
+  epoch_loop: str  # "host" or "device"
+  seed_chunk: int  # seeds per vmapped call; 0 = all
+  devices: tuple
+  batch_devices: int
+  eval_batch_size: int
+  checkpoint_every: int
+
+  @classmethod
+  def resolve(cls, runtime: Mapping, device_list=None) -> Settings:
+    all_devices = tuple(device_list or jax.devices())
+    chosen = all_devices[:runtime["num_devices"] or None]
+    cpu = chosen[0].platform == "cpu"
+    loop = runtime["epoch_loop"]
+    if loop == "auto":
+      loop = "host" if cpu else "device"
+    if loop not in EPOCH_LOOPS:
+      raise ValueError(f"config.runtime.epoch_loop={loop!r}: expected 'auto', 'host' or 'device'")
+    batch_devices = runtime["batch_devices"]
+    devices.mesh_for(1, chosen, batch_devices)  # checks batch_devices against the devices
+    for name in ("eval_batch_size", "checkpoint_every"):
+      if runtime[name] < 1:
+        raise ValueError(f"config.runtime.{name}={runtime[name]}: expected a positive number")
+    if runtime["eval_batch_size"] % batch_devices:
+      raise ValueError(f"config.runtime.eval_batch_size={runtime['eval_batch_size']} does not "
+                       f"split over batch_devices={batch_devices}: expected a multiple of it")
+    chunk = runtime["seed_chunk"]
+    if chunk < 0:
+      raise ValueError(f"config.runtime.seed_chunk={chunk}: expected 0 (auto) or a positive "
+                       "chunk size")
+    if chunk == 0 and cpu and len(chosen) == batch_devices:
+      chunk = 1  # one CPU device: one seed per call (see the module docstring)
+    return cls(loop, chunk, chosen, batch_devices, runtime["eval_batch_size"],
+               runtime["checkpoint_every"])
+
+
+# -- programs: a single-seed function and the role of each argument, declared once -------
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+  seeded: bool  # a leading seed axis (vmapped, split over the mesh's seed axis)
+  donated: bool = False  # its buffer is reused for the output
+
+
+SEEDED, SHARED = Arg(True), Arg(False)
+SEEDED_DONATED, SHARED_DONATED = Arg(True, True), Arg(False, True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+  """fn over one seed; args: the role of each argument; outs: of each output (one
+  Arg where fn returns a single value)."""
+
+  fn: Callable
+  args: tuple[Arg, ...]
+  outs: tuple[Arg, ...] | Arg
+  run_once: bool = False  # compiled without LLVM optimisation on CPU (see compile)
+
+  def compile(self, mesh, cpu: bool):
+    """jit(shard_map(vmap(fn))) for a mesh (None: one device, no shard_map)."""
+    each = lambda f, args: f(args) if isinstance(args, Arg) else tuple(map(f, args))
+    axis = lambda a: 0 if a.seeded else None
+    fn = jax.vmap(self.fn, in_axes=each(axis, self.args), out_axes=each(axis, self.outs))
+    if mesh is not None:
+      spec = lambda a: devices.SEEDED if a.seeded else devices.REPLICATED
+      # check_vma=False: the programs use no collective over seeds, and the check
+      # rejects the one-call epoch's loop, whose carried loss sum starts as a
+      # constant (the same on every device) and becomes per seed
+      fn = jax.shard_map(fn, mesh=mesh, in_specs=each(spec, self.args),
+                         out_specs=each(spec, self.outs), axis_names={devices.SEED},
+                         check_vma=False)
+    # Programs run once per run or per epoch compile without LLVM optimisation on
+    # CPU: XLA:CPU spends most of a compile there (docs/performance.md#compile-time)
+    # and these programs are cheap to run either way
+    options = {"xla_backend_optimization_level": 0} if cpu and self.run_once else None
+    donate = tuple(i for i, a in enumerate(self.args) if a.donated)
+    return jax.jit(fn, donate_argnums=donate, compiler_options=options)
+
+
+def _batch(x_NxWx3, y_N, rows_B, i, n_valid):
+  """Batch i of an epoch: rows_B of the data, rows past n_valid in the epoch masked,
+  marked as split over the mesh's batch devices."""
+  rows = rows_B.shape[0]
+  mask = (i * rows + jnp.arange(rows)) < n_valid
+  return devices.split_batch((x_NxWx3[rows_B], y_N[rows_B], mask))
+
+
+class Runner:
+  """Seed-batched init / epoch / evaluate / predict of one Step.
+
+  Build one per (step, batch size, settings): every training set and seed count
+  that matches shapes reuses its compilations. Within an epoch only the per-seed
+  losses are new on the host side: data, shuffles, the batch counter and n_valid
+  live on the device (checked under jax.transfer_guard in the tests)."""
+
+  def __init__(self, step: Step, *, batch_size: int, settings: Settings):
+    self.step, self.batch_size, self.settings = step, batch_size, settings
+    if batch_size % settings.batch_devices:
+      raise ValueError(f"batch_size={batch_size} does not split over "
+                       f"batch_devices={settings.batch_devices}: expected a multiple of it")
+    self._cpu = settings.devices[0].platform == "cpu"
+    self.programs = {
+        # init holds the model only (no optimiser), so runners that differ only in
+        # what they freeze share its compilation through the persistent cache
+        "init_variables": Program(step.init_variables, (SEEDED,), (SEEDED, SEEDED), True),
+        "init_opt_state": Program(step.tx.init, (SEEDED,), SEEDED, True),
+        "epoch_start": Program(self._epoch_start, (SEEDED, SHARED, SEEDED),
+                               (SEEDED, SEEDED, SHARED), True),
+        "host_step": Program(self._host_step, (SEEDED_DONATED, SHARED, SHARED, SEEDED,
+                                               SHARED_DONATED, SHARED, SEEDED, SEEDED_DONATED),
+                             (SEEDED, SEEDED, SHARED)),
+        "device_epoch": Program(self._device_epoch, (SEEDED_DONATED, SHARED, SHARED, SEEDED,
+                                                     SHARED, SEEDED), (SEEDED, SEEDED)),
+        # one program for any evaluation set: fixed-size chunks driven from the host
+        "eval_chunk": Program(lambda p, s, *batch: step.eval_step(p, s, batch),
+                              (SEEDED, SEEDED, SHARED, SHARED, SHARED), (SEEDED,) * 3),
+    }
+    self._compiled = {}
+    self._split = jax.jit(_split_seeds, static_argnums=1)
+    self._join = jax.jit(_join_seeds)
+    self._mean = jax.jit(jnp.divide)
+    self._keep_best = jax.jit(_keep_best)
+
+  def program(self, name: str, mesh=None):
+    """The compiled program `name` for a mesh (None: one device)."""
+    if (name, mesh) not in self._compiled:
+      if mesh is not None:
+        logging.info("%s: seeds over %d device(s), each seed's batch over %d", name,
+                     mesh.shape[devices.SEED], mesh.shape[devices.BATCH])
+      self._compiled[name, mesh] = self.programs[name].compile(mesh, self._cpu)
+    return self._compiled[name, mesh]
+
+  # -- single-seed epoch pieces (vmapped by their Program) ------------------------------
+
+  def batch_rows(self, capacity: int) -> int:
+    return min(self.batch_size, capacity)
+
+  def _epoch_start(self, index_C, n_valid, key):
+    """(rows of every batch, zero loss sum, batch counter 0) of a host-driven epoch."""
+    rows = epoch_order(index_C, n_valid, key, self.batch_rows(index_C.shape[0]))
+    return rows, jnp.zeros(()), jnp.zeros((), jnp.int32)
+
+  def _host_step(self, state, x_NxWx3, y_N, rows_KxB, i, n_valid, key, loss_sum):
+    batch = _batch(x_NxWx3, y_N, rows_KxB[i], i, n_valid)
+    state, loss = self.step.train_step(state, batch, dropout_key(key, i))
+    return state, loss_sum + loss * jnp.sum(batch[2]), i + 1
+
+  def _device_epoch(self, state, x_NxWx3, y_N, index_C, n_valid, key):
+    """One pass over the seed's rows index_C[:n_valid] in one call; mean train loss."""
+    rows_KxB = epoch_order(index_C, n_valid, key, self.batch_rows(index_C.shape[0]))
+    num_batches = (n_valid + rows_KxB.shape[1] - 1) // rows_KxB.shape[1]
+
+    def body(i, carry):
+      state, loss_sum, _ = self._host_step(carry[0], x_NxWx3, y_N, rows_KxB, i, n_valid, key,
+                                           carry[1])
+      return state, loss_sum
+
+    state, loss_sum = jax.lax.fori_loop(0, num_batches, body, (state, jnp.zeros(())))
+    return state, loss_sum / n_valid
+
+  # -- seeds in chunks, each chunk on its mesh ------------------------------------------
+
+  def seed_slices(self, num_seeds: int) -> tuple[tuple[int, int], ...]:
+    """(start, stop) of each chunk of seeds that one vmapped call trains: equal
+    chunks of the largest size up to seed_chunk that divides num_seeds."""
+    limit = min(self.settings.seed_chunk or num_seeds, num_seeds)
+    chunk = max(c for c in range(1, limit + 1) if num_seeds % c == 0)
+    return tuple((a, a + chunk) for a in range(0, num_seeds, chunk))
+
+  def mesh(self, num_seeds: int):
+    """The device mesh of one call of num_seeds seeds (None: one device)."""
+    return devices.mesh_for(num_seeds, self.settings.devices, self.settings.batch_devices)
+
+  def chunk_mesh(self, num_seeds: int):
+    return self.mesh(self.seed_slices(num_seeds)[0][1])
+
+  def place(self, tree, num_seeds: int):
+    """Shared data (a training set's windows, an EvalSet) on every device of the
+    mesh that num_seeds seeds run on, copied once rather than every epoch."""
+    return devices.replicated(self.chunk_mesh(num_seeds), tree)
+
+  def _per_chunk(self, fn, num_seeds: int, seeded: tuple, shared: tuple, active_S=None):
+    """fn(mesh, *seeded_chunk, *shared) per seed chunk; per-seed outputs joined on
+    axis 0. active_S (host bools per seed): a chunk with no active seed is not run,
+    and None stands for its outputs (see epoch). Returns (slices, the seeded parts as
+    placed on the mesh, outputs)."""
+    slices = self.seed_slices(num_seeds)
+    parts = [seeded] if len(slices) == 1 else self._split(seeded, slices)
+    mesh = self.mesh(slices[0][1] - slices[0][0])  # chunks are equal: one mesh
+    shared = devices.replicated(mesh, shared)  # a no-op for data placed already
+    placed, outs = [], []
+    for (a0, a1), part in zip(slices, parts):
+      part = devices.seeded(mesh, part)
+      run = active_S is None or np.any(active_S[a0:a1])
+      outs.append(fn(mesh, *part, *shared) if run else None)
+      placed.append(part)
+    return slices, placed, outs
+
+  def _joined(self, outs):
+    return outs[0] if len(outs) == 1 else self._join(outs)
+
+  # -- the seed-batched operations ------------------------------------------------------
+
+  def init(self, keys_S) -> TrainState:
+    """Fresh parameters of every seed: seed s's from fold_in(keys_S[s], 0)."""
+    params, batch_stats = self.program("init_variables")(_fold_in_S(keys_S, _int(0)))
+    return TrainState(params, batch_stats, self.init_opt_state(params))
+
+  def init_opt_state(self, params_S):
+    return self.program("init_opt_state")(params_S)
+
+  def abstract_state(self, num_seeds: int) -> TrainState:
+    keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), num_seeds))
+    return jax.eval_shape(jax.vmap(self.step.init), keys)
+
+  def epoch_keys(self, keys_S, epoch: int):
+    """Every seed's epoch_key (step.py) of this epoch."""
+    return _fold_in_S(_fold_in_S(keys_S, _int(1)), _int(epoch))
+
+  def epoch(self, state: TrainState, train: Batches, keys_S, active_S=None):
+    """Trains every seed for one epoch on its rows of `train`, with its epoch key;
+    returns (state, mean train loss per seed as numpy).
+
+    active_S (host bools per seed, optional): a chunk of seeds none of which is
+    active (stopped early) is skipped: its state stays, its losses are NaN. With
+    one seed per chunk (CPU) stopped seeds then cost nothing; vmapped seeds run on."""
+    rows = self.batch_rows(train.index_SxC.shape[1])
+    if rows % self.settings.batch_devices:
+      raise ValueError(f"a training set of {train.n_valid} windows trains in batches of {rows} "
+                       f"rows, which do not split over batch_devices="
+                       f"{self.settings.batch_devices}: expected a batch_devices that divides it")
+    run = self._host_epoch if self.settings.epoch_loop == "host" else self._one_call_epoch
+    slices, parts, outs = self._per_chunk(
+        lambda mesh, state, index, keys, x, y: run(mesh, state, x, y, index, train.n_valid, keys),
+        len(keys_S), (state, train.index_SxC, keys_S), (train.x_NxWx3, train.y_N), active_S)
+    # a skipped chunk keeps its state as it was
+    outs = [(part[0], None) if out is None else out for part, out in zip(parts, outs)]
+    state = self._joined([o[0] for o in outs])
+    return state, _per_seed_on_host(slices, [o[1] for o in outs])
+
+  def _host_epoch(self, mesh, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
+    n_valid_dev = devices.replicated(mesh, np.int32(n_valid))  # once per epoch
+    rows_SxKxB, loss_sum_S, i = self.program("epoch_start", mesh)(index_SxC, n_valid_dev, keys_S)
+    step = self.program("host_step", mesh)
+    for _ in range(-(-n_valid // self.batch_rows(index_SxC.shape[1]))):
+      state, loss_sum_S, i = step(state, x_NxWx3, y_N, rows_SxKxB, i, n_valid_dev, keys_S,
+                                  loss_sum_S)
+    return state, self._mean(loss_sum_S, n_valid_dev)
+
+  def _one_call_epoch(self, mesh, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
+    n_valid_dev = devices.replicated(mesh, np.int32(n_valid))
+    return self.program("device_epoch", mesh)(state, x_NxWx3, y_N, index_SxC, n_valid_dev, keys_S)
+
+  def keep_best(self, best: tuple, state: TrainState, improved_S: np.ndarray) -> tuple:
+    """(params, batch stats) per seed: state's where improved_S, else best's."""
+    mesh = self.chunk_mesh(len(improved_S))
+    return self._keep_best(devices.seeded(mesh, best), state,
+                           devices.replicated(mesh, improved_S))
+
+  def _eval_rows(self, mesh, params_S, stats_S, data: EvalSet):
+    """(summed cross-entropy, correct count, predictions (S, rows)) over an EvalSet of
+    any size, by the one compiled program of eval_batch_size rows."""
+    program = self.program("eval_chunk", mesh)
+    chunks = [program(params_S, stats_S, *chunk) for chunk in data.chunks]
+    ce, correct, predictions = zip(*chunks)
+    return sum(ce[1:], ce[0]), sum(correct[1:], correct[0]), jnp.concatenate(predictions, 1)
+
+  def evaluate(self, params_S, stats_S, data: EvalSet, active_S=None):
+    """Per seed: mean cross-entropy and accuracy over the real rows (numpy); NaN
+    for seeds whose chunk active_S skips (see epoch)."""
+    slices, _, outs = self._per_chunk(lambda *a: self._eval_rows(*a)[:2], num_seeds_of(params_S),
+                                   (params_S, stats_S), (data,), active_S)
+    ce = _per_seed_on_host(slices, [None if o is None else o[0] for o in outs])
+    correct = _per_seed_on_host(slices, [None if o is None else o[1] for o in outs])
+    return ce / data.n, correct / data.n
+
+  def predict(self, params_S, stats_S, data: EvalSet) -> np.ndarray:
+    """Predicted classes (S, n) of the real rows."""
+    _, _, outs = self._per_chunk(self._eval_rows, num_seeds_of(params_S), (params_S, stats_S),
+                              (data,))
+    return devices.to_host(self._joined([o[2] for o in outs]))[:, :data.n]
+
+  def lowered_train_step(self, num_seeds: int = 1):
+    """The one-device batch step, lowered for abstract arguments (its FLOPs: benchmark)."""
+    rows = self.batch_size
+    shape = jax.ShapeDtypeStruct
+    keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), num_seeds))
+    return self.program("host_step").lower(
+        self.abstract_state(num_seeds), shape((rows, *self.step.window_shape), jnp.float32),
+        shape((rows,), jnp.int32), shape((num_seeds, 1, rows), jnp.int32),
+        shape((), jnp.int32), shape((), jnp.int32), keys, shape((num_seeds,), jnp.float32))
+
+
+_fold_in_S = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))  # one for every runner
+
+
+def _int(value: int):
+  """A host integer sent to the device explicitly (jax.transfer_guard allows it)."""
+  return jax.device_put(np.int32(value))
+
+
+def _per_seed_on_host(slices, parts) -> np.ndarray:
+  """Per-chunk device values as one numpy array per seed; NaN for chunks not run."""
+  parts = [None if p is None else devices.to_host(p) for p in parts]
+  dtype = next((p.dtype for p in parts if p is not None), np.float32)
+  out = np.full(slices[-1][1], np.nan, dtype)
+  for (a0, a1), part in zip(slices, parts):
+    if part is not None:
+      out[a0:a1] = part
+  return out
+
+
+def num_seeds_of(tree) -> int:
+  """The length of the leading (seed) axis of a per-seed pytree."""
+  return len(jax.tree.leaves(tree)[0])
+
+
+def _split_seeds(tree, slices):
+  return [jax.tree.map(lambda a, a0=a0, a1=a1: a[a0:a1], tree) for a0, a1 in slices]
+
+
+def _join_seeds(parts):
+  return jax.tree.map(lambda *chunks: jnp.concatenate(chunks), *parts)
+
+
+def _keep_best(best: tuple, state: TrainState, improved_S):
+  """Per seed: the current params and batch stats where improved, else the kept ones."""
+  pick = lambda b, c: jnp.where(improved_S.reshape((-1,) + (1,) * (c.ndim - 1)), c, b)
+  return (jax.tree.map(pick, best[0], state.params), jax.tree.map(pick, best[1], state.batch_stats))
+
