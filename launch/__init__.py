@@ -1,11 +1,14 @@
 """Thin absl entry points: flags and a config in, one library call out.
 
-Every launcher's main() calls start_process() first, before anything starts a
-JAX backend."""
+Every launcher runs through run(main), and its main() calls start_process()
+first, before anything starts a JAX backend."""
 
-from absl import flags
+import sys
+
+from absl import app, flags
 from absl import logging as absl_logging
 
+from xfer_jax.errors import explain
 from xfer_jax.runtime import (
   enable_compilation_cache,
   join_processes,
@@ -18,6 +21,25 @@ _COORDINATOR = flags.DEFINE_string(
     "process 0, or 'auto' to read the cluster's environment (SLURM, Open MPI, Cloud TPU)")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes in the run")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index in the run")
+_DEBUG = flags.DEFINE_bool("debug", False, "on an error, raise it with its full traceback "
+                           "instead of printing one line")
+
+
+def run(main) -> None:
+  """app.run(main); an error the user can act on (a bad config, file or checkpoint,
+  a full disk, a read-only folder) ends the process with one line naming the path
+  and what to do, and exit status 1. Anything else keeps its traceback."""
+  def guarded(argv):
+    try:
+      return main(argv)
+    except Exception as e:  # noqa: BLE001 - explain() decides which are the user's to fix
+      message = explain(e)
+      if message is None or _DEBUG.value:
+        raise
+      # (a newline first: a progress bar may hold the line)
+      print(f"\nerror: {message}\n(--debug shows the traceback)", file=sys.stderr, flush=True)
+      return 1
+  app.run(guarded)
 
 
 def start_process() -> bool:

@@ -8,9 +8,10 @@ WORKDIR/result.json (per-seed test scores) and the checkpoint, whose metadata
 records the copy / copy_freeze / init label of every parameter path.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+import launch
 from launch import start_process
 from xfer_jax import console, experiment
 
@@ -33,4 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launch.run(main)

@@ -12,6 +12,7 @@ import json
 from absl import app, flags
 from ml_collections import config_flags
 
+import launch
 from launch import start_process
 from xfer_jax import benchmark
 
@@ -45,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launch.run(main)

@@ -10,12 +10,12 @@ and config need not be importable.
 """
 
 import json
-import sys
 
-from absl import app, flags
+from absl import flags
 
+import launch
 from launch import start_process
-from xfer_jax import checkpoints, console, inspection
+from xfer_jax import console, inspection
 
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "workdir or checkpoints folder",
                                   required=True)
@@ -59,15 +59,12 @@ def _print_diff(report):
 def main(argv):
   del argv
   start_process()
-  try:
-    if _DIFF.value:
-      report, show = inspection.diff_report(_CHECKPOINT.value, _DIFF.value), _print_diff
-    elif _VIEW.value == "transfer":
-      report, show = inspection.transfer_report(_CHECKPOINT.value, _STEP.value), _print_transfer
-    else:
-      report, show = inspection.tree_report(_CHECKPOINT.value, _STEP.value), _print_tree
-  except (checkpoints.CheckpointError, inspection.InspectionError) as e:
-    sys.exit(f"error: {e}")
+  if _DIFF.value:
+    report, show = inspection.diff_report(_CHECKPOINT.value, _DIFF.value), _print_diff
+  elif _VIEW.value == "transfer":
+    report, show = inspection.transfer_report(_CHECKPOINT.value, _STEP.value), _print_transfer
+  else:
+    report, show = inspection.tree_report(_CHECKPOINT.value, _STEP.value), _print_tree
   if _FORMAT.value == "json":
     print(json.dumps(report, indent=1))
   else:
@@ -75,4 +72,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launch.run(main)

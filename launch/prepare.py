@@ -3,9 +3,10 @@
   python -m launch.prepare --config=configs/demo.py [--datasets=syn_skoda,syn_jsifos]
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+import launch
 from launch import start_process
 from xfer_jax import console
 from xfer_jax.data import prepare
@@ -28,4 +29,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launch.run(main)

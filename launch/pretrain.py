@@ -7,9 +7,10 @@ Selects each seed on the val split, prints test micro/macro-F1 per seed and
 mean ± std, and leaves the checkpoint in WORKDIR/checkpoints (rerun to resume).
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+import launch
 from launch import start_process
 from xfer_jax import console, experiment
 
@@ -29,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launch.run(main)

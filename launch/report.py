@@ -9,8 +9,9 @@ must come from one grid config. Writes OUT/report/.
 
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
+import launch
 from launch import start_process
 from xfer_jax import report
 
@@ -28,4 +29,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launch.run(main)

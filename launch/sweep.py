@@ -23,6 +23,7 @@ from pathlib import Path
 from absl import app, flags
 from ml_collections import config_flags
 
+import launch
 from launch import start_process
 from xfer_jax import console, report, results, sweep
 from xfer_jax.runtime import is_primary
@@ -118,4 +119,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  launch.run(main)

@@ -101,7 +101,8 @@ def test_the_fit_state_is_saved_and_restored_as_a_unit(run, tmp_path):
   ckpt = checkpoints.Checkpoints(tmp_path / "checkpoints")
   checkpoints.save_fit_state(ckpt, state, {"phase": "t"})
   ckpt.close()
-  restored, meta = checkpoints.restore_fit_state(tmp_path, run.runner.abstract_state(2))
+  restored, meta, skipped = checkpoints.restore_fit_state(tmp_path, run.runner.abstract_state(2))
+  assert skipped == []
   assert meta["epoch"] == 2 and restored.epoch == state.epoch == 3
   assert restored.stopping == state.stopping
   for a, b in [(state.train, restored.train), (state.best_params, restored.best_params),

@@ -5,14 +5,20 @@ A checkpoint step holds two items:
   every leaf with a leading seed axis; opt_state as a state dict (flax
   serialization), so the tree reads back without the experiment's code;
 - "meta": JSON (format version, config, class names, epoch, early stopping,
-  transfer labels, ...).
+  transfer labels, ..., and the dtype and SHA-256 of every array of "state").
 Orbax writes each step to a temporary folder and renames it when complete, so an
-interrupted save leaves no partial checkpoint.
+interrupted save leaves no partial checkpoint. Reading a step checks every array
+against its checksum and refuses non-finite values, so a damaged file is an
+error naming the step and the array, never a silently different model; a resumed
+run falls back to the newest intact step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -22,12 +28,14 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
 
+from xfer_jax import devices, errors
+from xfer_jax.errors import UserError, describe_os_error, os_cause
 from xfer_jax.loop import EarlyStopping, FitState
 
 FORMAT = "xfer_jax.checkpoint/1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
   """A missing, corrupt or incompatible checkpoint (the message names the path)."""
 
 
@@ -59,14 +67,67 @@ class Checkpoints:
     return self.manager.latest_step()
 
   def save(self, step: int, tree: dict, meta: dict) -> None:
-    meta = {"format": FORMAT, **meta}
-    self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
-                                                    meta=ocp.args.JsonSave(meta)), force=True)
-    self.manager.wait_until_finished()
+    meta = {"format": FORMAT, **meta, "checksums": checksums(tree)}
+    try:
+      with errors.quiet_background_failures():
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
+                                                        meta=ocp.args.JsonSave(meta)), force=True)
+        self.manager.wait_until_finished()
+    except Exception as e:  # orbax reports a failed write from its threads in many types
+      cause = os_cause(e)
+      raise CheckpointError(f"{self.directory}/{step}: saving the checkpoint failed ("
+                            f"{describe_os_error(cause) if cause else e})") from e
+
+  def set_aside(self, step: int, why: str) -> Path:
+    """Renames a damaged step's folder out of the manager's sight (kept, not
+    deleted), so that training can save that step again."""
+    self.close()
+    self._mngr = None
+    damaged = self.directory / f"{step}.damaged"
+    os.replace(self.directory / str(step), damaged)
+    logging.warning("%s/%d: skipped (%s); kept as %s", self.directory, step, why, damaged)
+    return damaged
 
   def close(self) -> None:
     if self._mngr is not None:
       self._mngr.close()
+      self._mngr = None
+
+
+def _path_name(path) -> str:
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def checksums(tree) -> dict[str, list[str]]:
+  """{array path: [dtype, SHA-256 of its bytes]} of every array of a state tree."""
+  flat = jax.tree_util.tree_flatten_with_path(devices.to_host(tree))[0]
+  return {_path_name(path): [str(a.dtype), hashlib.sha256(np.ascontiguousarray(a).tobytes())
+                             .hexdigest()] for path, a in flat}
+
+
+def verify(tree, meta: dict, where: str) -> None:
+  """Checks a restored state tree against the checksums saved with it (steps saved
+  before checksums existed have none) and refuses non-finite values."""
+  found = checksums(tree)
+  expected = meta.get("checksums", {})
+  missing = sorted(set(expected) - set(found))
+  if missing:
+    raise CheckpointError(f"{where}: arrays {missing} are missing from the step")
+  for path, (dtype, _) in expected.items():
+    if found[path][0] != dtype:
+      hint = "; set JAX_ENABLE_X64=1 to read float64 arrays" if dtype == "float64" else ""
+      raise CheckpointError(f"{where}: {path} was saved as {dtype} but reads as "
+                            f"{found[path][0]}{hint}")
+  damaged = sorted(p for p, (_, digest) in expected.items() if found[p][1] != digest)
+  if damaged:
+    raise CheckpointError(f"{where}: {len(damaged)} array(s) differ from the checksums saved "
+                          f"with the step, so its files are damaged: {damaged[:6]}")
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  nonfinite = [_path_name(path) for path, a in flat
+               if np.issubdtype(np.asarray(a).dtype, np.floating) and not np.isfinite(a).all()]
+  if nonfinite:
+    raise CheckpointError(f"{where}: non-finite values (NaN or inf) in {nonfinite[:6]}"
+                          f"{' and more' if len(nonfinite) > 6 else ''}")
 
 
 def state_tree(state) -> dict:
@@ -99,11 +160,30 @@ def _resolve_step(directory: Path, step: int | None) -> tuple[Path, int]:
   return directory, step
 
 
+def steps(directory: str | os.PathLike) -> tuple[Path, list[int]]:
+  """(the checkpoint folder, its saved steps in increasing order)."""
+  directory, _ = _resolve_step(Path(directory), None)
+  return directory, sorted(int(p.name) for p in directory.iterdir()
+                           if p.name.isdigit() and p.is_dir())
+
+
+@contextlib.contextmanager
+def _reading(directory: Path):
+  """A manager for reading a folder; a damaged step's failure inside orbax's
+  threads is raised here, not printed from them."""
+  with errors.quiet_background_failures():
+    manager = _manager(directory, create=False)
+    try:
+      yield manager
+    finally:
+      manager.close()
+
+
 def read_meta(directory: str | os.PathLike, step: int | None = None) -> dict:
   directory, step = _resolve_step(Path(directory), step)
   try:
-    meta = _manager(directory, create=False).restore(
-        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    with _reading(directory) as manager:
+      meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
   except Exception as e:  # orbax raises many types for a damaged folder
     raise CheckpointError(f"{directory}/{step}: unreadable checkpoint metadata ({e})") from e
   if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -128,29 +208,41 @@ def read(directory: str | os.PathLike, step: int | None = None, target: Any = No
   directory, step = _resolve_step(Path(directory), step)
   as_numpy = target is None
   try:
-    manager = _manager(directory, create=False)
-    if as_numpy:
-      target = manager.item_metadata(step)["state"]
-    tree = manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_on_one_device(target))))
-    tree = tree["state"]
+    with _reading(directory) as manager:
+      if as_numpy:
+        target = manager.item_metadata(step)["state"]
+      tree = manager.restore(
+          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_on_one_device(target))))
+      tree = tree["state"]
   except Exception as e:
     raise CheckpointError(f"{directory}/{step}: cannot restore the state ({e})") from e
   if as_numpy:
     tree = jax.tree.map(np.asarray, tree)
+  verify(tree, meta, f"{directory}/{step}")
   return tree, meta
 
 
-def restore_fit_state(directory, abstract_train_state, step: int | None = None):
-  """(FitState, meta) of a saved step (default: the latest), for resuming a run;
-  abstract_train_state gives the shapes (Runner.abstract_state)."""
+def restore_fit_state(directory, abstract_train_state):
+  """(FitState, meta, skipped) of the newest intact step, for resuming a run;
+  abstract_train_state gives the shapes (Runner.abstract_state). skipped: the
+  (step, reason) of newer steps that could not be read or failed verification."""
   abstract = abstract_train_state
   target = {"params": abstract.params, "batch_stats": abstract.batch_stats,
             "opt_state": serialization.to_state_dict(abstract.opt_state),
             "best_params": abstract.params, "best_batch_stats": abstract.batch_stats}
-  tree, meta = read(directory, step, target=target)
+  directory, saved_steps = steps(directory)
+  skipped = []
+  for step in reversed(saved_steps):
+    try:
+      tree, meta = read(directory, step, target=target)
+      break
+    except CheckpointError as e:
+      skipped.append((step, str(e)))
+  else:
+    raise CheckpointError(f"{directory}: no intact step to resume from: "
+                          + "; ".join(reason for _, reason in skipped))
   opt_state = serialization.from_state_dict(abstract.opt_state, tree["opt_state"])
   train = type(abstract)(tree["params"], tree["batch_stats"], opt_state)
   state = FitState(train, tree["best_params"], tree["best_batch_stats"],
                    EarlyStopping(**meta["stopping"]), meta["epoch"] + 1)
-  return state, meta
+  return state, meta, skipped

@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from xfer_jax import checkpoints, metrics, transfer
+from xfer_jax import checkpoints, metrics, results, transfer
 from xfer_jax.data import DataError, Prepared, adaptation_subsets, prepare, window_samples
 from xfer_jax.data.atomic import write_text
+from xfer_jax.errors import UserError
 from xfer_jax.loop import Checkpointer, FitState, MetricsWriter, ProgressBar, fit
 from xfer_jax.models import MultiResNet
 from xfer_jax.optim import make_optimizer
@@ -96,29 +97,29 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
   eval_batch = runner.settings.eval_batch_size
   val_set = EvalSet.create(val.x_NxWx3, val.y_N, eval_batch)
   hooks = [ProgressBar(tc.max_epochs, phase)] if progress else []
-  state = None
+  meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
+          "seeds": run_seeds, "config": json.loads(config.to_json_best_effort()),
+          **(extra_meta or {})}
+  state, ckpt = None, None
   if workdir is not None:
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    pin_config(workdir, config, phase, write=is_primary())
     ckpt = checkpoints.Checkpoints(workdir / "checkpoints")
     if ckpt.latest_step() is not None:
-      state = _resume(ckpt, runner, phase, run_seeds)
-    meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
-            "seeds": run_seeds, "config": json.loads(config.to_json_best_effort()),
-            **(extra_meta or {})}
-    save = lambda state: checkpoints.save_fit_state(ckpt, state, meta)
+      state = _resume(ckpt, runner, meta)
     hooks += [MetricsWriter(workdir / "metrics.jsonl", phase),
-              Checkpointer(save, runner.settings.checkpoint_every)]
-    if is_primary():
-      write_text(workdir / "config.json", config.to_json_best_effort(indent=2))
+              Checkpointer(lambda state: checkpoints.save_fit_state(ckpt, state, meta),
+                           runner.settings.checkpoint_every)]
   if state is None:
     state = FitState.create(init_state(runner, keys) if init_state else runner.init(keys),
                             tc.patience)
   t0 = time.monotonic()
-  state = fit(runner, state, batches, val_set, keys, max_epochs=tc.max_epochs, hooks=hooks,
-              label=phase, seeds=run_seeds)
-  if workdir is not None:
-    ckpt.close()
+  try:
+    state = fit(runner, state, batches, val_set, keys, max_epochs=tc.max_epochs, hooks=hooks,
+                label=phase, seeds=run_seeds)
+  finally:  # no checkpoint thread outlives an error
+    if ckpt is not None:
+      ckpt.close()
   test_set = EvalSet.create(test.x_NxWx3, test.y_N, eval_batch)
   predictions = runner.predict(state.best_params, state.best_batch_stats, test_set)
   per_seed = []
@@ -138,14 +139,60 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
   return summary
 
 
-def _resume(ckpt: checkpoints.Checkpoints, runner: Runner, phase: str,
-            run_seeds: list[int]) -> FitState:
-  state, saved = checkpoints.restore_fit_state(ckpt.directory,
-                                               runner.abstract_state(len(run_seeds)))
+class WorkdirError(UserError, ValueError):
+  """A workdir that holds another run than the one asked for (names the fields)."""
+
+
+# config groups a phase does not read: a rerun may change them
+UNREAD = {"pretrain": ("target", "adapt.", "transfer.", "sweep.", "datasets"),
+          "adapt": ("source", "sweep.", "datasets")}
+
+
+def run_fields(config, phase: str) -> dict[str, object]:
+  """The science fields (results.science_fields) that a phase's numbers depend on."""
+  return {k: v for k, v in results.science_fields(config).items()
+          if not k.startswith(UNREAD[phase])}
+
+
+def pin_config(workdir: Path, config, phase: str, write: bool = True) -> None:
+  """Writes workdir/config.json, or checks that the one there describes a run with
+  the same numbers: a rerun may change config.runtime (and file locations, and
+  groups the phase does not read), never the science. config.json always says how
+  the workdir's model was trained."""
+  path = workdir / "config.json"
+  if not path.exists():
+    if write:
+      workdir.mkdir(parents=True, exist_ok=True)
+      write_text(path, config.to_json_best_effort(indent=2))
+    return
+  try:
+    saved = run_fields(json.loads(path.read_text()), phase)
+  except (json.JSONDecodeError, AttributeError) as e:
+    raise WorkdirError(f"{path}: not a config saved by a run ({e}); use a fresh workdir") from e
+  given = run_fields(config, phase)
+  if saved != given:
+    raise WorkdirError(
+        f"{path}: this workdir holds a run of another config ("
+        f"{results.describe_differences(saved, given, ('saved', 'given'))}); rerun with the "
+        "saved config to resume it, or give a fresh --workdir. Only config.runtime may change")
+
+
+def _resume(ckpt: checkpoints.Checkpoints, runner: Runner, meta: dict) -> FitState:
+  """The newest intact checkpoint of this run; damaged newer steps are set aside."""
+  phase, run_seeds = meta["phase"], meta["seeds"]
+  state, saved, skipped = checkpoints.restore_fit_state(ckpt.directory,
+                                                        runner.abstract_state(len(run_seeds)))
   if saved.get("phase") != phase or saved.get("seeds") != run_seeds:
     raise checkpoints.CheckpointError(
         f"{ckpt.directory}: holds phase {saved.get('phase')!r} seeds {saved.get('seeds')}, "
         f"not {phase!r} seeds {run_seeds}; use a fresh workdir")
+  source = meta.get("transfer", {}).get("source")
+  if saved.get("transfer", {}).get("source") != source:
+    raise checkpoints.CheckpointError(
+        f"{ckpt.directory}: adapted from source {saved.get('transfer', {}).get('source')!r}, "
+        f"not {source!r}; use a fresh workdir")
+  for step, why in skipped:
+    ckpt.set_aside(step, why)
   logging.info("resuming %s from epoch %d", phase, state.epoch)
   return state
 

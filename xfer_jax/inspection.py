@@ -13,10 +13,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from xfer_jax import checkpoints
+from xfer_jax.errors import UserError
 from xfer_jax.transfer import flatten
 
 
-class InspectionError(ValueError):
+class InspectionError(UserError, ValueError):
   """Checkpoints that cannot be compared (the message says why)."""
 
 

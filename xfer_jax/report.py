@@ -25,7 +25,7 @@ import numpy as np
 
 from xfer_jax import results
 from xfer_jax.console import format_markdown
-from xfer_jax.data.atomic import atomic_path, write_text
+from xfer_jax.data.atomic import write_bytes, write_text
 
 METRICS = ("micro_f1", "macro_f1")
 
@@ -154,9 +154,10 @@ def plot(rows: Sequence[Mapping], path: Path, targets: Sequence[str] | None = No
       bar.set_label("micro-F1 (%)", fontsize=8)
       bar.ax.tick_params(labelsize=7)
   fig.suptitle("Mean micro-F1 (%) over seeds: baseline vs k transferred blocks", fontsize=10)
-  with atomic_path(path, ".png") as tmp:
-    fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+  png = io.BytesIO()
+  fig.savefig(png, dpi=130, bbox_inches="tight", format="png")
   plt.close(fig)
+  write_bytes(path, png.getvalue())  # an unchanged figure is not rewritten
 
 
 def pair_summaries(rows: Sequence[Mapping]) -> list[dict]:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from xfer_jax.data.atomic import write_text
+from xfer_jax.errors import UserError
 
 RESULTS_GLOB = "results*.jsonl"
 GRID_FILE = "sweep.json"
@@ -31,7 +32,7 @@ CELL_FIELDS = ("source", "target", "adapt.size", "transfer.blocks")
 LOCATION_FIELDS = ("data.cache_dir", "data.data_dir")
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
   """Results that cannot be used as asked; the message names the file or fields."""
 
 
@@ -46,17 +47,33 @@ def flat_fields(tree: Mapping, prefix: str = "") -> dict[str, object]:
   return out
 
 
+def science_fields(config: Mapping | object) -> dict[str, object]:
+  """The fields of a config (a ConfigDict, or one as saved in config.json) that
+  decide a run's numbers: all but config.runtime and file locations, flattened
+  'a.b' -> value. A config saved before config.runtime existed is upgraded."""
+  tree = config if isinstance(config, Mapping) else json.loads(config.to_json_best_effort())
+  fields = flat_fields({k: v for k, v in tree.items() if k != "runtime"})
+  if "runtime" not in tree:
+    fields = upgrade_fields(fields)
+  return {k: v for k, v in sorted(fields.items()) if k not in LOCATION_FIELDS}
+
+
 def grid_fields(config) -> dict[str, object]:
-  """The fields of a config that decide a sweep's numbers, flattened 'a.b' -> value."""
-  tree = json.loads(config.to_json_best_effort())
-  tree.pop("runtime", None)
-  return {k: v for k, v in sorted(flat_fields(tree).items())
-          if k not in CELL_FIELDS + LOCATION_FIELDS}
+  """The fields of a config that decide a sweep's numbers: its science fields but
+  the coordinates each cell sets."""
+  return {k: v for k, v in science_fields(config).items() if k not in CELL_FIELDS}
+
+
+# run settings that lived in config.train before config.runtime
+_FORMER_TRAIN_RUNTIME = ("epoch_loop", "seed_chunk", "num_devices", "batch_devices",
+                         "eval_batch_size", "checkpoint_every")
 
 
 def upgrade_fields(fields: Mapping[str, object]) -> dict[str, object]:
-  """A sweep.json's fields from before GRID_FORMAT 2 as the same grid's fields now."""
-  fields = dict(fields)
+  """Fields of a config saved before GRID_FORMAT 2 (a sweep.json, a config.json) as
+  the same config's fields now."""
+  fields = {k: v for k, v in fields.items()
+            if k not in {f"train.{name}" for name in _FORMER_TRAIN_RUNTIME}}
   fields.pop("model.num_blocks", None)  # now len(model.filters)
   fields.pop("adapt.validation", None)  # was read nowhere: the target's val split selects
   # added after the first real-data results, which used this value and left it out
@@ -138,12 +155,11 @@ def repair(path: Path) -> None:
   """Cuts a truncated last line (a write killed midway), so appends start clean."""
   if not path.exists():
     return
-  with open(path, "rb+") as f:
-    data = f.read()
-    if data and not data.endswith(b"\n"):
-      keep = data.rfind(b"\n") + 1
-      logging.warning("%s: removed a truncated last line (%d bytes)", path, len(data) - keep)
-      f.truncate(keep)
+  data = path.read_bytes()  # opened for writing only when there is a line to cut
+  if data and not data.endswith(b"\n"):
+    keep = data.rfind(b"\n") + 1
+    logging.warning("%s: removed a truncated last line (%d bytes)", path, len(data) - keep)
+    os.truncate(path, keep)
 
 
 def append(path: Path, records: Sequence[Mapping]) -> None:

@@ -41,12 +41,13 @@ from jax.experimental import multihost_utils
 
 from xfer_jax import console, experiment, results
 from xfer_jax.data import DataError, cap_sizes, prepare
+from xfer_jax.errors import UserError
 from xfer_jax.runtime import CompileCounter, is_primary
 
 BASELINE = "baseline"
 
 
-class SweepError(ValueError):
+class SweepError(UserError, ValueError):
   """A grid or task slice that cannot be run; the message names the field or value."""
 
 
@@ -118,10 +119,14 @@ def expand(config, train_sizes: Mapping[str, int]) -> list[Cell]:
   return cells
 
 
-def task_slice(cells: list[Cell], task_index: int, num_tasks: int) -> list[Cell]:
+def check_task(task_index: int, num_tasks: int) -> None:
   if num_tasks < 1 or not 0 <= task_index < num_tasks:
     raise SweepError(f"task_index={task_index} with num_tasks={num_tasks}: expected "
                      f"0 <= task_index < num_tasks")
+
+
+def task_slice(cells: list[Cell], task_index: int, num_tasks: int) -> list[Cell]:
+  check_task(task_index, num_tasks)
   return cells[task_index::num_tasks]
 
 
@@ -211,10 +216,10 @@ def _cell_config(config, cell: Cell):
 
 def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
         progress: bool = True) -> dict:
-  """Runs this task's slice of the grid, skipping recorded cells; returns a summary."""
+  """Runs this task's slice of the grid, skipping recorded cells; returns a summary.
+  A grid or task that cannot run is refused before anything is written."""
   workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  key = results.claim_grid(workdir, results.grid_fields(config), write=is_primary())
+  check_task(task_index, num_tasks)
   prepared = {}
 
   def dataset(name):
@@ -224,6 +229,10 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
 
   cells = expand(config, {d: len(dataset(d).splits["train"]) for d in datasets(config)})
   mine = task_slice(cells, task_index, num_tasks)
+  fields = results.grid_fields(config)
+  results.grid_key(workdir, fields)  # another grid's workdir is refused before any write
+  workdir.mkdir(parents=True, exist_ok=True)
+  key = results.claim_grid(workdir, fields, write=is_primary())
   out_path = results_path(workdir, task_index, num_tasks)
   if is_primary():
     results.repair(out_path)

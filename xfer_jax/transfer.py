@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from flax import traverse_util
 
+from xfer_jax.errors import UserError
 from xfer_jax.optim import FROZEN, TRAINABLE
 
 COPY, COPY_FREEZE, INIT = "copy", "copy_freeze", "init"
@@ -42,7 +43,7 @@ BN_POLICIES = ("frozen", "adapt")
 Rule = tuple[str, str]
 
 
-class TransferError(ValueError):
+class TransferError(UserError, ValueError):
   """A transfer that cannot be done; the message lists the offending paths."""
 
 

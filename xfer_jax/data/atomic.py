@@ -24,6 +24,17 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     raise
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
+def write_bytes(path: str | os.PathLike, data: bytes) -> bool:
+  """Writes data to path atomically, unless path holds exactly data already (so
+  that rewriting an unchanged file works on a read-only file system); returns
+  whether it wrote."""
+  path = Path(path)
+  if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+    return False
   with atomic_path(path) as tmp:
-    tmp.write_text(text)
+    tmp.write_bytes(data)
+  return True
+
+
+def write_text(path: str | os.PathLike, text: str) -> bool:
+  return write_bytes(path, text.encode())

@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from xfer_jax.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
   """Bad input data: the message names the file, key or value and what was expected."""
 
 
