@@ -3,6 +3,7 @@
 Every launcher runs through run(main), and its main() calls start_process()
 first, before anything starts a JAX backend."""
 
+import os
 import sys
 
 from absl import app, flags
@@ -38,7 +39,11 @@ def run(main) -> None:
         raise
       # (a newline first: a progress bar may hold the line)
       print(f"\nerror: {message}\n(--debug shows the traceback)", file=sys.stderr, flush=True)
-      return 1
+      sys.stdout.flush()
+      # At once: a library's threads, left mid-failure (orbax after a full disk),
+      # would print their own tracebacks at interpreter shutdown. What the run
+      # wrote is closed and on disk already (atomic files, fsynced records).
+      os._exit(1)
   app.run(guarded)
 
 

@@ -90,7 +90,8 @@ class Checkpoints:
 
   def close(self) -> None:
     if self._mngr is not None:
-      self._mngr.close()
+      with errors.quiet_background_failures():
+        self._mngr.close()
       self._mngr = None
 
 

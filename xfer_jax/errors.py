@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import logging
 import os
 import re
@@ -90,6 +91,7 @@ def quiet_background_failures():
   try:
     yield
   except BaseException as e:
+    gc.collect()  # a failed operation's orphaned tasks report now, while held back
     for line in held + [r.getMessage() for r in collect.records]:
       e.add_note(line[:500])
     raise

@@ -124,6 +124,7 @@ def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet, keys_S, *
     train_state, train_loss = runner.epoch(state.train, train, runner.epoch_keys(keys_S, epoch),
                                            active)
     val_loss, val_acc = runner.evaluate(train_state.params, train_state.batch_stats, val, active)
+    train_loss = train_loss.numpy()
     bad = np.flatnonzero(active & (~np.isfinite(train_loss) | ~np.isfinite(val_loss)))
     if bad.size:
       raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "

@@ -179,12 +179,15 @@ class Program:
       fn = jax.shard_map(fn, mesh=mesh, in_specs=each(spec, self.args),
                          out_specs=each(spec, self.outs), axis_names={devices.SEED},
                          check_vma=False)
-    # Programs run once per run or per epoch compile without LLVM optimisation on
-    # CPU: XLA:CPU spends most of a compile there (docs/performance.md#compile-time)
-    # and these programs are cheap to run either way
-    options = {"xla_backend_optimization_level": 0} if cpu and self.run_once else None
     donate = tuple(i for i, a in enumerate(self.args) if a.donated)
-    return jax.jit(fn, donate_argnums=donate, compiler_options=options)
+    return jax.jit(fn, donate_argnums=donate, compiler_options=_options(cpu, self.run_once))
+
+
+def _options(cpu: bool, run_once: bool):
+  """Programs run once per run or per epoch compile without LLVM optimisation on
+  CPU: XLA:CPU spends most of a compile there (docs/performance.md#compile-time),
+  and these programs are cheap to run either way."""
+  return {"xla_backend_optimization_level": 0} if cpu and run_once else None
 
 
 def _batch(x_NxWx3, y_N, rows_B, i, n_valid):
@@ -226,10 +229,11 @@ class Runner:
                               (SEEDED, SEEDED, SHARED, SHARED, SHARED), (SEEDED,) * 3),
     }
     self._compiled = {}
-    self._split = jax.jit(_split_seeds, static_argnums=1)
-    self._join = jax.jit(_join_seeds)
-    self._mean = jax.jit(jnp.divide)
-    self._keep_best = jax.jit(_keep_best)
+    once = _options(self._cpu, run_once=True)
+    self._split = jax.jit(_split_seeds, static_argnums=1, compiler_options=once)
+    self._join = jax.jit(_join_seeds, compiler_options=once)
+    self._mean = jax.jit(jnp.divide, compiler_options=once)
+    self._keep_best = jax.jit(_keep_best, compiler_options=once)
 
   def program(self, name: str, mesh=None):
     """The compiled program `name` for a mesh (None: one device)."""
@@ -329,7 +333,7 @@ class Runner:
 
   def epoch(self, state: TrainState, train: Batches, keys_S, active_S=None):
     """Trains every seed for one epoch on its rows of `train`, with its epoch key;
-    returns (state, mean train loss per seed as numpy).
+    returns (state, mean train loss per seed, still on the device: PerSeed).
 
     active_S (host bools per seed, optional): a chunk of seeds none of which is
     active (stopped early) is skipped: its state stays, its losses are NaN. With
@@ -346,7 +350,8 @@ class Runner:
     # a skipped chunk keeps its state as it was
     outs = [(part[0], None) if out is None else out for part, out in zip(parts, outs)]
     state = self._joined([o[0] for o in outs])
-    return state, _per_seed_on_host(slices, [o[1] for o in outs])
+    # fetched later: the host dispatches the validation pass while the device trains
+    return state, PerSeed(slices, [o[1] for o in outs])
 
   def _host_epoch(self, mesh, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
     n_valid_dev = devices.replicated(mesh, np.int32(n_valid))  # once per epoch
@@ -380,8 +385,8 @@ class Runner:
     for seeds whose chunk active_S skips (see epoch)."""
     slices, _, outs = self._per_chunk(lambda *a: self._eval_rows(*a)[:2], num_seeds_of(params_S),
                                    (params_S, stats_S), (data,), active_S)
-    ce = _per_seed_on_host(slices, [None if o is None else o[0] for o in outs])
-    correct = _per_seed_on_host(slices, [None if o is None else o[1] for o in outs])
+    ce = PerSeed(slices, [None if o is None else o[0] for o in outs]).numpy()
+    correct = PerSeed(slices, [None if o is None else o[1] for o in outs]).numpy()
     return ce / data.n, correct / data.n
 
   def predict(self, params_S, stats_S, data: EvalSet) -> np.ndarray:
@@ -409,15 +414,23 @@ def _int(value: int):
   return jax.device_put(np.int32(value))
 
 
-def _per_seed_on_host(slices, parts) -> np.ndarray:
-  """Per-chunk device values as one numpy array per seed; NaN for chunks not run."""
-  parts = [None if p is None else devices.to_host(p) for p in parts]
-  dtype = next((p.dtype for p in parts if p is not None), np.float32)
-  out = np.full(slices[-1][1], np.nan, dtype)
-  for (a0, a1), part in zip(slices, parts):
-    if part is not None:
-      out[a0:a1] = part
-  return out
+@dataclasses.dataclass(frozen=True)
+class PerSeed:
+  """A value per seed still on the device, one part per seed chunk (None: the
+  chunk did not run)."""
+
+  slices: tuple
+  parts: list
+
+  def numpy(self) -> np.ndarray:
+    """The values on the host, NaN for seeds whose chunk did not run."""
+    parts = [None if p is None else devices.to_host(p) for p in self.parts]
+    dtype = next((p.dtype for p in parts if p is not None), np.float32)
+    out = np.full(self.slices[-1][1], np.nan, dtype)
+    for (a0, a1), part in zip(self.slices, parts):
+      if part is not None:
+        out[a0:a1] = part
+    return out
 
 
 def num_seeds_of(tree) -> int:
