@@ -80,7 +80,10 @@ def runtime_config() -> ConfigDict:
       # worth it for large source models on several GPUs (docs/scaling.md)
       batch_devices=1,
       eval_batch_size=512,  # rows per evaluation call
-      checkpoint_every=5,  # epochs between checkpoints (the last epoch always saves)
+      # checkpoints: the last epoch always saves; before it, a save whenever a kill would
+      # lose this many seconds of training (0: no time bound) ...
+      checkpoint_every_s=60.0,
+      checkpoint_every=0,  # ... or this many epochs (0: no epoch bound)
   ))
 
 

@@ -44,9 +44,12 @@ def run(config, prepared):
 
 
 class Saves(Hook):
-  def __init__(self, every):
+  """A Checkpointer whose saves only record the epoch."""
+
+  def __init__(self, every=0, **kwargs):
     self.epochs = []
-    self.checkpointer = Checkpointer(lambda state: self.epochs.append(state.epoch), every)
+    self.checkpointer = Checkpointer(lambda state: self.epochs.append(state.epoch), every,
+                                     **kwargs)
 
   def start(self, state):
     self.checkpointer.start(state)
@@ -68,6 +71,18 @@ def test_checkpoints_every_n_epochs_and_after_the_last(run):
   saves = Saves(every=2)
   run(state=state, max_epochs=7, hooks=[saves])  # nothing left to train: nothing to save
   assert saves.epochs == []
+
+
+def test_checkpoints_when_a_kill_would_lose_more_than_the_time_bound(run):
+  """every_s: a save as soon as the training since the last one reaches it (a fake
+  clock advancing 10 s per epoch: saves after epochs 3 and 6, at 30 s apart)."""
+  ticks = iter(range(0, 1000, 10))
+  saves = Saves(every_s=25.0, clock=lambda: next(ticks))
+  run(max_epochs=7, hooks=[saves])
+  assert saves.epochs == [3, 6, 7]
+  saves = Saves(every_s=1e9)  # a short run: only the final save
+  run(max_epochs=3, hooks=[saves])
+  assert saves.epochs == [3]
 
 
 def test_metrics_lines_per_epoch_and_seed_and_a_resumed_run_rewrites_its_own(run, tmp_path):

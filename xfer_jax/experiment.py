@@ -109,7 +109,7 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
       state = _resume(ckpt, runner, meta)
     hooks += [MetricsWriter(workdir / "metrics.jsonl", phase),
               Checkpointer(lambda state: checkpoints.save_fit_state(ckpt, state, meta),
-                           runner.settings.checkpoint_every)]
+                           runner.settings.checkpoint_every, runner.settings.checkpoint_every_s)]
   if state is None:
     state = FitState.create(init_state(runner, keys) if init_state else runner.init(keys),
                             tc.patience)

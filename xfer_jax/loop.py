@@ -186,20 +186,25 @@ class MetricsWriter(Hook):
 
 
 class Checkpointer(Hook):
-  """Saves the FitState every `every` epochs and after the last one.
+  """Saves the FitState after the last epoch, and before it whenever a kill would
+  otherwise lose `every_s` seconds of training, or `every` epochs (0: no such
+  bound). A save costs about as much as an epoch of a small cell, so the time
+  bound keeps short runs from spending more on saving than on training
+  (docs/performance.md#checkpoints-sized-to-the-work).
 
-  save(state) does the writing (checkpoints.Checkpoints.save_fit_state with the
-  run's metadata)."""
+  save(state) does the writing (checkpoints.save_fit_state with the run's metadata)."""
 
-  def __init__(self, save, every: int):
-    self.save, self.every = save, every
-    self.saved_epoch = None
+  def __init__(self, save, every: int = 0, every_s: float = 0.0, clock=time.monotonic):
+    self.save, self.every, self.every_s, self.clock = save, every, every_s, clock
+    self.saved_epoch = self.saved_at = None
 
   def start(self, state):
-    self.saved_epoch = state.epoch  # a restored state is on disk already
+    self.saved_epoch, self.saved_at = state.epoch, self.clock()  # a restored state is on disk
 
   def epoch_end(self, state, rows):
-    if state.epoch % self.every == 0:
+    due_epochs = self.every > 0 and state.epoch - self.saved_epoch >= self.every
+    due_time = self.every_s > 0 and self.clock() - self.saved_at >= self.every_s
+    if due_epochs or due_time:
       self._save(state)
 
   def end(self, state):
@@ -208,7 +213,7 @@ class Checkpointer(Hook):
 
   def _save(self, state):
     self.save(state)
-    self.saved_epoch = state.epoch
+    self.saved_epoch, self.saved_at = state.epoch, self.clock()
 
 
 class ProgressBar(Hook):

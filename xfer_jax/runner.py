@@ -114,7 +114,8 @@ class Settings:
   devices: tuple
   batch_devices: int
   eval_batch_size: int
-  checkpoint_every: int
+  checkpoint_every: int  # epochs; 0 = no epoch bound
+  checkpoint_every_s: float  # seconds of training a kill may lose; 0 = no time bound
 
   @classmethod
   def resolve(cls, runtime: Mapping, device_list=None) -> Settings:
@@ -128,9 +129,13 @@ class Settings:
       raise ValueError(f"config.runtime.epoch_loop={loop!r}: expected 'auto', 'host' or 'device'")
     batch_devices = runtime["batch_devices"]
     devices.mesh_for(1, chosen, batch_devices)  # checks batch_devices against the devices
-    for name in ("eval_batch_size", "checkpoint_every"):
-      if runtime[name] < 1:
-        raise ValueError(f"config.runtime.{name}={runtime[name]}: expected a positive number")
+    if runtime["eval_batch_size"] < 1:
+      raise ValueError(f"config.runtime.eval_batch_size={runtime['eval_batch_size']}: expected "
+                       "a positive number")
+    for name in ("checkpoint_every", "checkpoint_every_s"):
+      if runtime[name] < 0:
+        raise ValueError(f"config.runtime.{name}={runtime[name]}: expected 0 (no bound) or a "
+                         "positive number")
     if runtime["eval_batch_size"] % batch_devices:
       raise ValueError(f"config.runtime.eval_batch_size={runtime['eval_batch_size']} does not "
                        f"split over batch_devices={batch_devices}: expected a multiple of it")
@@ -141,7 +146,7 @@ class Settings:
     if chunk == 0 and cpu and len(chosen) == batch_devices:
       chunk = 1  # one CPU device: one seed per call (see the module docstring)
     return cls(loop, chunk, chosen, batch_devices, runtime["eval_batch_size"],
-               runtime["checkpoint_every"])
+               runtime["checkpoint_every"], float(runtime["checkpoint_every_s"]))
 
 
 # -- programs: a single-seed function and the role of each argument, declared once -------
