@@ -4,11 +4,17 @@
                                 y = adaptation size, x = baseline then k blocks,
                                 cells annotated with mean micro-F1 over seeds (%)
   report/heatmaps_<target>.png  one target's row
-  report/results.csv            mean, std (over seeds, ddof=1) and n per cell
-  report/summary.md             per pair: where transfer beats the baseline, by how much
+  report/gain_heatmaps.png      the same layout: each transfer cell's gain over the
+                                baseline (points of micro-F1, a diverging scale
+                                centred on 0); * marks a significant win or loss
+  report/results.csv            mean, std (over seeds, ddof=1), 95 % interval and n
+                                per cell; paired gain, its interval, p and Holm's p
+  report/summary.md             significant wins and losses per pair, the best cells
 
-The colour scale is shared by a target's heatmaps and runs from its
-majority-class micro-F1 (the floor any classifier should clear) to its best cell.
+Each figure has one colour scale; the F1 scale runs from the lowest majority-class
+micro-F1 (the floor any classifier should clear) to the best cell. Statistics:
+xfer_jax/stats.py (paired t over seeds, Holm-corrected over the grid's transfer
+cells).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xfer_jax import results
+from xfer_jax import results, stats
 from xfer_jax.console import format_markdown
 from xfer_jax.data.atomic import write_bytes, write_text
 
@@ -48,7 +54,7 @@ def aggregate(records: Sequence[Mapping]) -> list[dict]:
            "n": len(group), "seeds": sorted(r["seed"] for r in group)}
     for m in METRICS:
       values = np.array([r[m] for r in group])
-      row[f"{m}_mean"] = float(values.mean())
+      row[f"{m}_mean"], row[f"{m}_ci95"] = stats.mean_ci(values)
       row[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     row["majority_micro_f1"] = float(group[0]["majority_micro_f1"])
     row["majority_macro_f1"] = float(group[0]["majority_macro_f1"])
@@ -65,8 +71,16 @@ def aggregate(records: Sequence[Mapping]) -> list[dict]:
       r[f"{m}_gain"] = r[f"{m}_mean"] - base[f"{m}_mean"] if paired else None
       # seed s of a cell and of its baseline share the adaptation windows, so the
       # spread of the gain is that of the per-seed differences
-      diffs = [by_seed[id(r)][s][m] - by_seed[id(base)][s][m] for s in seeds]
+      treated = [by_seed[id(r)][s][m] for s in seeds]
+      control = [by_seed[id(base)][s][m] for s in seeds]
+      diffs = np.subtract(treated, control)
       r[f"{m}_gain_std"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
+      r[f"{m}_gain_ci95"] = stats.mean_ci(diffs)[1] if len(diffs) else None
+      r[f"{m}_p"] = stats.paired_p(treated, control)
+  for m in METRICS:  # one family: every transfer cell of the grid
+    for r, p in zip(rows, stats.holm([r[f"{m}_p"] for r in rows])):
+      r[f"{m}_p_holm"] = p
+      r[f"{m}_verdict"] = stats.verdict(r[f"{m}_gain"], p)
   return rows
 
 
@@ -77,14 +91,17 @@ def _order(item):
 
 def write_csv(rows: Sequence[Mapping], path: Path) -> None:
   columns = ["target", "source", "size", "blocks", "n", "micro_f1_mean", "micro_f1_std",
-             "macro_f1_mean", "macro_f1_std", "micro_f1_gain", "micro_f1_gain_std",
-             "macro_f1_gain", "macro_f1_gain_std", "majority_micro_f1", "majority_macro_f1",
-             "best_epoch_mean"]
+             "micro_f1_ci95", "macro_f1_mean", "macro_f1_std", "macro_f1_ci95", "micro_f1_gain",
+             "micro_f1_gain_std", "micro_f1_gain_ci95", "micro_f1_p", "micro_f1_p_holm",
+             "micro_f1_verdict", "macro_f1_gain", "macro_f1_gain_std", "macro_f1_gain_ci95",
+             "macro_f1_p", "macro_f1_p_holm", "macro_f1_verdict", "majority_micro_f1",
+             "majority_macro_f1", "best_epoch_mean"]
   out = io.StringIO()
   writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
   writer.writeheader()
   for r in rows:
-    writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else ("" if v is None else v))
+    writer.writerow({k: (format(v, ".3g" if k.endswith(("_p", "_p_holm")) else ".4f")
+                         if isinstance(v, float) else ("" if v is None else v))
                      for k, v in r.items()})
   write_text(path, out.getvalue())
 
@@ -95,21 +112,38 @@ def _layout(rows: Sequence[Mapping]):
   return targets, sources
 
 
-def _grid(rows, target, source):
-  """(sizes, columns, mean micro-F1 array) of one target-source heatmap."""
+def _grid(rows, target, source, key="micro_f1_mean"):
+  """(sizes, columns, rows' values of key as an array, the rows) of one
+  target-source heatmap."""
   mine = [r for r in rows if r["target"] == target and r["source"] in ("baseline", source)]
   sizes = sorted({r["size"] for r in mine})
   blocks = sorted({r["blocks"] for r in mine if r["source"] == source})
   columns = ["baseline"] + [f"{k}" for k in blocks]
   values = np.full((len(sizes), len(columns)), np.nan)
+  cells = np.full((len(sizes), len(columns)), None, dtype=object)
   for r in mine:
     j = 0 if r["source"] == "baseline" else 1 + blocks.index(r["blocks"])
-    values[sizes.index(r["size"]), j] = r["micro_f1_mean"]
-  return sizes, columns, values
+    values[sizes.index(r["size"]), j] = np.nan if r.get(key) is None else r[key]
+    cells[sizes.index(r["size"]), j] = r
+  return sizes, columns, values, cells
 
 
-def plot(rows: Sequence[Mapping], path: Path, targets: Sequence[str] | None = None) -> None:
-  """Figure 2's layout: a row of heatmaps per target, one per source."""
+def grid_title(records: Sequence[Mapping], grid: Mapping) -> str:
+  """What a figure shows: the grid's key, strategy, batch-norm momentum and seeds."""
+  seeds = sorted({r["seed"] for r in records})
+  modes = sorted({r["mode"] for r in records if r.get("mode") and r["mode"] != "baseline"})
+  key = records[0].get("config_key", "-") if records else "-"
+  momentum = grid.get("model.bn_momentum", "?")
+  return (f"grid {key}: {', '.join(modes) or 'baseline only'}; bn momentum {momentum}; "
+          f"{len(seeds)} seeds")
+
+
+def plot(rows: Sequence[Mapping], path: Path, targets: Sequence[str] | None = None,
+         gains: bool = False, title: str = "") -> None:
+  """Figure 2's layout: a row of heatmaps per target, one per source; the mean
+  micro-F1 of every cell, or (gains) each transfer cell's gain over the baseline
+  with * where the corrected paired test calls it a win or a loss. One colour
+  scale for the figure."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -119,41 +153,57 @@ def plot(rows: Sequence[Mapping], path: Path, targets: Sequence[str] | None = No
   by_target = {t: [s for s in sources if any(r["target"] == t and r["source"] == s for r in rows)]
                for t in targets}
   ncols = max(1, max(len(v) for v in by_target.values()))
-  fig, axes = plt.subplots(len(targets), ncols, figsize=(2.2 + 2.6 * ncols, 0.6 + 2.9 * len(targets)),
+  shown = [r for r in rows if r["target"] in targets]
+  if gains:
+    reach = max([abs(r["micro_f1_gain"]) for r in shown if r["micro_f1_gain"] is not None],
+                default=0.0)
+    vmin, vmax, cmap = -100 * max(reach, 0.01), 100 * max(reach, 0.01), "RdBu"
+  else:
+    vmin = 100 * min(r["majority_micro_f1"] for r in shown)
+    vmax = 100 * max(max(r["micro_f1_mean"] for r in shown), vmin / 100 + 0.05)
+    cmap = "viridis"
+  fig, axes = plt.subplots(len(targets), ncols, figsize=(2.4 + 2.6 * ncols, 0.9 + 2.9 * len(targets)),
                            squeeze=False, layout="constrained")
+  image = None
   for i, target in enumerate(targets):
-    target_rows = [r for r in rows if r["target"] == target]
-    majority = target_rows[0]["majority_micro_f1"]
-    best = max(r["micro_f1_mean"] for r in target_rows)
-    vmin, vmax = 100 * majority, 100 * max(best, majority + 0.05)
-    image = None
+    majority = next(r["majority_micro_f1"] for r in shown if r["target"] == target)
     for j in range(ncols):
       ax = axes[i, j]
       if j >= len(by_target[target]):
         ax.axis("off")
         continue
       source = by_target[target][j]
-      sizes, columns, values = _grid(rows, target, source)
+      sizes, columns, values, cells = _grid(rows, target, source,
+                                            "micro_f1_gain" if gains else "micro_f1_mean")
       values = 100 * values
-      image = ax.imshow(values, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
+      image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
       for (y, x), v in np.ndenumerate(values):
         if np.isfinite(v):
-          light = (v - vmin) / (vmax - vmin) > 0.6
-          ax.text(x, y, f"{v:.0f}", ha="center", va="center", fontsize=8,
-                  color="black" if light else "white")
-        else:  # a cell with no records (a grid still running, or a task's slice)
+          shade = (v - vmin) / (vmax - vmin)
+          dark = not 0.25 < shade < 0.75 if gains else shade <= 0.6
+          mark = "*" if gains and cells[y, x]["micro_f1_verdict"] else ""
+          ax.text(x, y, f"{v:+.0f}{mark}" if gains else f"{v:.0f}", ha="center", va="center",
+                  fontsize=8, color="white" if dark else "black")
+        elif cells[y, x] is None:  # a cell with no records (a grid still running, a slice)
           ax.text(x, y, "not run", ha="center", va="center", fontsize=7, color="0.45")
+        else:  # the baseline column of the gain figure
+          ax.text(x, y, "\u2014", ha="center", va="center", fontsize=8, color="0.45")
       ax.set_xticks(range(len(columns)), columns, fontsize=8)
       ax.set_yticks(range(len(sizes)), [str(s) for s in sizes], fontsize=8)
-      ax.set_title(f"{target} \u2190 {source}\n(majority-class F1 {100 * majority:.0f}%)", fontsize=9)
+      ax.set_title(f"{target} \u2190 {source}\n(majority-class F1 {100 * majority:.0f}%)",
+                   fontsize=9)
       if j == 0:
         ax.set_ylabel("adaptation windows", fontsize=8)
       ax.set_xlabel("transferred blocks", fontsize=8)
-    if image is not None:
-      bar = fig.colorbar(image, ax=axes[i, :].tolist(), shrink=0.85)
-      bar.set_label("micro-F1 (%)", fontsize=8)
-      bar.ax.tick_params(labelsize=7)
-  fig.suptitle("Mean micro-F1 (%) over seeds: baseline vs k transferred blocks", fontsize=10)
+  if image is not None:
+    bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.85)
+    bar.set_label("gain over the baseline (points of micro-F1)" if gains else "micro-F1 (%)",
+                  fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+  what = (f"Gain over the baseline (points of mean micro-F1); * = significant, paired t over "
+          f"seeds, {stats.CORRECTION}-corrected, alpha {stats.ALPHA}" if gains else
+          "Mean micro-F1 (%) over seeds: baseline vs k transferred blocks")
+  fig.suptitle(f"{what}\n{title}" if title else what, fontsize=10)
   png = io.BytesIO()
   fig.savefig(png, dpi=130, bbox_inches="tight", format="png")
   plt.close(fig)
@@ -171,15 +221,17 @@ def pair_summaries(rows: Sequence[Mapping]) -> list[dict]:
       if not cells:
         continue
       best = max(cells, key=lambda r: r["micro_f1_gain"])
-      wins = [r for r in cells if r["micro_f1_gain"] > 0]
       small = [r for r in cells if r["size"] == min(c["size"] for c in cells)]
+      verdicts = [r["micro_f1_verdict"] for r in cells]
       out.append({
           "target": target, "source": source,
+          "significant_wins": verdicts.count("win"), "significant_losses": verdicts.count("loss"),
+          "cells": len(cells),
           "best_gain_points": _points(best["micro_f1_gain"], best["micro_f1_gain_std"]),
           "best_macro_gain_points": _points(best["macro_f1_gain"], best["macro_f1_gain_std"]),
           "at_size": best["size"], "at_blocks": best["blocks"],
+          "best_p_holm": "" if best["micro_f1_p_holm"] is None else f"{best['micro_f1_p_holm']:.3g}",
           "best_micro_f1": f"{100 * best['micro_f1_mean']:.1f}±{100 * best['micro_f1_std']:.1f}",
-          "cells_transfer_wins": f"{len(wins)}/{len(cells)}",
           "gain_smallest_size_points": 100 * max(r["micro_f1_gain"] for r in small),
       })
   return out
@@ -197,10 +249,18 @@ def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: 
            f"`{records[0]['config_key'] if records else '-'}`.",
            "Gains are points of micro-F1 (macro-F1 beside it) of the mean over seeds, "
            "against the baseline trained on the same adaptation windows; ± is the std of "
-           "the per-seed gains. best_epoch: the epoch whose weights were kept (mean over "
-           "seeds).", ""]
+           "the per-seed gains. A win or loss is significant where the paired t-test over "
+           f"seeds, {stats.CORRECTION}-corrected over the grid's "
+           f"{sum(r['micro_f1_p'] is not None for r in rows)} transfer cells, gives p < "
+           f"{stats.ALPHA} (report/results.csv: each cell's p and corrected p). best_epoch: "
+           "the epoch whose weights were kept (mean over seeds).", ""]
   if pairs:
-    lines += ["## Per pair: best transfer cell", "",
+    wins = sum(p["significant_wins"] for p in pairs)
+    losses = sum(p["significant_losses"] for p in pairs)
+    cells = sum(p["cells"] for p in pairs)
+    lines += [f"**Significant wins: {wins}; significant losses: {losses}; of {cells} transfer "
+              f"cells** (micro-F1, {stats.CORRECTION}-corrected paired t, alpha {stats.ALPHA}).",
+              "", "## Per pair: significant wins and losses, and the best transfer cell", "",
               format_markdown(pairs, floatfmt=".1f"), ""]
   baselines = [r for r in rows if r["source"] == "baseline"]
   if baselines:
@@ -232,11 +292,16 @@ def write(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> di
   rows = aggregate(records)
   report_dir = Path(out_dir) / "report"
   report_dir.mkdir(parents=True, exist_ok=True)
-  paths = {"heatmaps": report_dir / "heatmaps.png", "csv": report_dir / "results.csv",
-           "summary": report_dir / "summary.md"}
-  plot(rows, paths["heatmaps"])
+  paths = {"heatmaps": report_dir / "heatmaps.png", "gains": report_dir / "gain_heatmaps.png",
+           "csv": report_dir / "results.csv", "summary": report_dir / "summary.md"}
+  title = grid_title(records, grid)
+  plot(rows, paths["heatmaps"], title=title)
+  if any(r["micro_f1_gain"] is not None for r in rows):
+    plot(rows, paths["gains"], gains=True, title=title)
+  else:
+    del paths["gains"]
   for target in _layout(rows)[0]:
-    plot(rows, report_dir / f"heatmaps_{target}.png", [target])
+    plot(rows, report_dir / f"heatmaps_{target}.png", [target], title=title)
   write_csv(rows, paths["csv"])
   write_text(paths["summary"], summary_markdown(rows, records, grid))
   return {k: str(v) for k, v in paths.items()}
