@@ -4,6 +4,7 @@ Not a runnable config itself; paper.py, demo.py, smoke.py and real.py build on i
 """
 
 from ml_collections import ConfigDict
+from ml_collections.config_dict import placeholder
 
 
 def data_config() -> ConfigDict:
@@ -89,9 +90,11 @@ def runtime_config() -> ConfigDict:
 
 def transfer_config() -> ConfigDict:
   return ConfigDict(dict(
-      mode="freeze_k_copy_rest",  # or freeze_k_init_rest, finetune_all
+      mode="freeze_k_copy_rest",  # or freeze_k_init_rest, finetune_all, discriminative
       blocks=1,  # residual blocks transferred (and frozen), counted from the input
       branch="both",  # or "temporal" / "spectral": transfer one branch only
       bn_policy="frozen",  # frozen blocks' batch norm: "frozen" stats or "adapt" (AdaBN)
       rules=(),  # custom ((regex, action), ...) rules; when set they replace the preset
+      # discriminative only: the copied leaves train at lr x lr_scale (e.g. 0.1)
+      lr_scale=placeholder(float),
   ))

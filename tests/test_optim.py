@@ -1,12 +1,13 @@
 """Keras-style decay and frozen partitions."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 from configs import common
-from xfer_jax.optim import FROZEN, TRAINABLE, keras_decay, l2_penalty, make_optimizer
+from xfer_jax.optim import FROZEN, TRAINABLE, TRANSFERRED, keras_decay, l2_penalty, make_optimizer
 
 
 @pytest.mark.parametrize("step", [0, 1, 10, 100, 1000, 12345])
@@ -43,3 +44,15 @@ def test_l2_only_on_dense_kernels():
   params = {"dense_0": {"kernel": jnp.full((2,), 2.0), "bias": jnp.ones(2)},
             "head": {"kernel": jnp.ones(3)}, "tower_0": {"conv": {"kernel": jnp.ones(4)}}}
   assert float(l2_penalty(params, 0.5)) == pytest.approx(0.5 * 8.0)
+
+
+def test_transferred_leaves_step_at_the_scaled_rate():
+  params = {"a": {"kernel": jnp.ones(3)}, "b": {"kernel": jnp.ones(3)}, "c": {"kernel": jnp.ones(3)}}
+  labels = {"a": {"kernel": TRANSFERRED}, "b": {"kernel": TRAINABLE}, "c": {"kernel": FROZEN}}
+  tx = make_optimizer(common.optim_config(), labels, lr_scale=0.25)
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  # Adam's first step with a constant gradient: |update| = its learning rate
+  np.testing.assert_allclose(np.abs(updates["b"]["kernel"]), 1e-3, rtol=1e-3)
+  np.testing.assert_allclose(np.abs(updates["a"]["kernel"]), 0.25e-3, rtol=1e-3)
+  assert not np.any(updates["c"]["kernel"])

@@ -43,6 +43,8 @@ PRESETS = [
                                              head=INIT)),
     (("finetune_all", 2, "both"), dict(block_0=COPY, block_1=COPY, block_2=COPY, spectral=COPY,
                                        dense=COPY, head=INIT)),
+    (("discriminative", 2, "both"), dict(block_0=COPY, block_1=COPY, block_2=COPY,
+                                         spectral=COPY, dense=COPY, head=INIT)),
     (("freeze_k_copy_rest", 2, "temporal"), dict(block_0=COPY_FREEZE, block_1=COPY_FREEZE,
                                                  block_2=INIT, spectral=INIT, dense=INIT,
                                                  head=INIT)),
@@ -127,3 +129,35 @@ def test_baseline_equals_plain_training_on_the_subset(smoke_config, tmp_path):
                                         train_index_Sxn=rows, progress=False)
   assert [r["micro_f1"] for r in baseline["per_seed"]] == [r["micro_f1"] for r in plain["per_seed"]]
   assert [r["confusion"] for r in baseline["per_seed"]] == [r["confusion"] for r in plain["per_seed"]]
+
+
+def test_discriminative_trains_copied_leaves_at_the_scaled_rate(smoke_config, pretrained, tmp_path):
+  """One Adam step (20 windows: one batch): Adam's first step moves each leaf by
+  about its learning rate, so copied leaves move by at most lr x lr_scale and the
+  re-initialised head by about lr."""
+  config = smoke_config.copy_and_resolve_references()
+  config.transfer.mode = "discriminative"
+  config.transfer.lr_scale = 0.1
+  config.train.max_epochs = 1
+  config.adapt.size = 20
+  experiment.adapt(config, tmp_path, pretrained, progress=False)
+  out, meta = checkpoints.read(tmp_path)
+  labels = meta["transfer"]["labels"]
+  start, _ = checkpoints.read(pretrained)
+  source = transfer.flatten(start["best_params"])
+  lr = config.optim.learning_rate
+  moved = {p: float(np.abs(v - source[p]).max()) for p, v in transfer.flatten(out["params"]).items()
+           if labels[p] == COPY}
+  assert moved and max(moved.values()) <= 1.01 * lr * 0.1
+  assert max(moved.values()) > 0.5 * lr * 0.1  # and they do train
+  partitions = out["opt_state"]["inner_states"]
+  assert set(transfer.flatten(partitions["transferred"]["inner_state"]["0"]["mu"])) == set(moved)
+
+
+@pytest.mark.parametrize("mode,scale,match", [
+    ("freeze_k_copy_rest", 0.1, "lr_scale=0.1 is used only by mode 'discriminative'"),
+    ("discriminative", None, "lr_scale=None: mode 'discriminative'"),
+    ("discriminative", 2.0, "expected 0 < lr_scale <= 1")])
+def test_a_strategy_field_out_of_place_is_an_error(mode, scale, match):
+  with pytest.raises(transfer.TransferError, match=match):
+    transfer.check_config({"mode": mode, "lr_scale": scale})

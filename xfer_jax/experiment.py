@@ -54,16 +54,18 @@ def build_runner(config, num_classes: int, param_labels=None, frozen_bn=()) -> R
   return _cached_runner(json.dumps(
       [config.model.to_dict(), config.optim.to_dict(), config.data.rate_hz,
        window_samples(config.data), config.train.batch_size, num_classes, labels,
-       sorted(frozen_bn)], sort_keys=True, default=str), Settings.resolve(config.runtime))
+       sorted(frozen_bn), config.transfer.get("lr_scale") or 1.0], sort_keys=True, default=str),
+      Settings.resolve(config.runtime))
 
 
 @functools.lru_cache(maxsize=64)
 def _cached_runner(key: str, settings: Settings) -> Runner:
   (model_config, optim_config, rate_hz, window, batch_size, num_classes, labels,
-   frozen_bn) = json.loads(key)
+   frozen_bn, lr_scale) = json.loads(key)
   model = build_model(model_config, num_classes, rate_hz, frozen_bn)
   param_labels = None if labels is None else traverse_util.unflatten_dict(dict(labels), sep="/")
-  step = Step(model, make_optimizer(optim_config, param_labels), optim_config["l2"], (window, 3))
+  tx = make_optimizer(optim_config, param_labels, lr_scale)
+  step = Step(model, tx, optim_config["l2"], (window, 3))
   return Runner(step, batch_size=batch_size, settings=settings)
 
 
@@ -252,8 +254,10 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   labels = transfer.label_paths(list(transfer.flatten(abstract["params"])), rules)
   stats_labels = transfer.batch_stats_labels(abstract["batch_stats"], rules)
   frozen_bn = transfer.frozen_bn_parts(labels, config.transfer.bn_policy)
+  discriminative = source is not None and config.transfer.mode == "discriminative"
   any_frozen = any(a == transfer.COPY_FREEZE for a in labels.values())
-  param_labels = transfer.optimizer_labels(labels) if any_frozen else None
+  param_labels = (transfer.optimizer_labels(labels, discriminative)
+                  if any_frozen or discriminative else None)
   runner = build_runner(config, prepared.num_classes, param_labels, frozen_bn)
   init_state = None
   extra = {"transfer": {"labels": labels, "rules": [list(r) for r in rules],

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 from flax import traverse_util
 
-TRAINABLE, FROZEN = "trainable", "frozen"
+TRAINABLE, FROZEN, TRANSFERRED = "trainable", "frozen", "transferred"
 
 
 def keras_decay(learning_rate: float, decay: float) -> optax.Schedule:
@@ -22,22 +22,29 @@ def _kernel_mask(params) -> Any:
   return traverse_util.unflatten_dict({k: k.endswith("kernel") for k in flat}, sep="/")
 
 
-def make_optimizer(config: Mapping, param_labels: Any | None = None
-                   ) -> optax.GradientTransformation:
-  """Adam (config: learning_rate, decay, b1, b2, eps, weight_decay).
-
-  param_labels: a pytree of TRAINABLE / FROZEN like the params; frozen leaves get
-  optax.set_to_zero() in their own multi_transform partition, so they never move
-  and carry no Adam state.
-  """
+def _adam(config: Mapping, lr_scale: float = 1.0) -> optax.GradientTransformation:
   parts = [optax.scale_by_adam(b1=config["b1"], b2=config["b2"], eps=config["eps"])]
   if config.get("weight_decay", 0.0):
     parts.append(optax.add_decayed_weights(config["weight_decay"], mask=_kernel_mask))
-  parts.append(optax.scale_by_learning_rate(keras_decay(config["learning_rate"], config["decay"])))
-  adam = optax.chain(*parts)
+  parts.append(optax.scale_by_learning_rate(
+      keras_decay(config["learning_rate"] * lr_scale, config["decay"])))
+  return optax.chain(*parts)
+
+
+def make_optimizer(config: Mapping, param_labels: Any | None = None, lr_scale: float = 1.0
+                   ) -> optax.GradientTransformation:
+  """Adam (config: learning_rate, decay, b1, b2, eps, weight_decay).
+
+  param_labels: a pytree of TRAINABLE / TRANSFERRED / FROZEN like the params, each
+  label its own optax.multi_transform partition: TRAINABLE leaves train at the
+  learning rate, TRANSFERRED ones at lr_scale times it (discriminative
+  fine-tuning), and FROZEN ones get optax.set_to_zero(), so they never move and
+  carry no Adam state.
+  """
   if param_labels is None:
-    return adam
-  return optax.multi_transform({TRAINABLE: adam, FROZEN: optax.set_to_zero()}, param_labels)
+    return _adam(config)
+  return optax.multi_transform({TRAINABLE: _adam(config), TRANSFERRED: _adam(config, lr_scale),
+                                FROZEN: optax.set_to_zero()}, param_labels)
 
 
 def l2_penalty(params, l2: float) -> jnp.ndarray:

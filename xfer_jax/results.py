@@ -79,6 +79,7 @@ def upgrade_fields(fields: Mapping[str, object]) -> dict[str, object]:
   # added after the first real-data results, which used this value and left it out
   fields.setdefault("model.bn_momentum", 0.99)
   fields.setdefault("model.dtype", "float32")
+  fields.setdefault("transfer.lr_scale", None)
   return fields
 
 

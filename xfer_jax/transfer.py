@@ -19,6 +19,8 @@ so it belongs to depth 1 and is transferred with the first block):
                       transferred ... some of them were frozen";
   freeze_k_init_rest  copy and freeze the first k blocks, initialise the rest;
   finetune_all        copy everything but the head, freeze nothing;
+  discriminative      as finetune_all, but the copied leaves train at
+                      lr x transfer.lr_scale (their own optax partition);
   baseline            nothing transferred (k = 0 means baseline in every mode).
 config.transfer.branch = "temporal" / "spectral" transfers one branch only.
 """
@@ -33,11 +35,12 @@ import numpy as np
 from flax import traverse_util
 
 from xfer_jax.errors import UserError
-from xfer_jax.optim import FROZEN, TRAINABLE
+from xfer_jax.optim import FROZEN, TRAINABLE, TRANSFERRED
 
 COPY, COPY_FREEZE, INIT = "copy", "copy_freeze", "init"
 ACTIONS = (COPY, COPY_FREEZE, INIT)
-MODES = ("freeze_k_copy_rest", "freeze_k_init_rest", "finetune_all", "baseline")
+MODES = ("freeze_k_copy_rest", "freeze_k_init_rest", "finetune_all", "discriminative",
+         "baseline")
 BRANCHES = ("both", "temporal", "spectral")
 BN_POLICIES = ("frozen", "adapt")
 Rule = tuple[str, str]
@@ -77,10 +80,23 @@ def preset_rules(mode: str, blocks: int, num_blocks: int, branch: str = "both") 
     return [frozen_blocks, frozen_spectral, (r"head/.*", INIT), (r".*", COPY)]
   if mode == "freeze_k_init_rest":
     return [frozen_blocks, frozen_spectral, (r".*", INIT)]
-  return [(r"head/.*", INIT), (r".*", COPY)]  # finetune_all
+  return [(r"head/.*", INIT), (r".*", COPY)]  # finetune_all, discriminative
+
+
+def check_config(transfer_config: Mapping) -> None:
+  """A strategy's fields: lr_scale belongs to discriminative alone, which needs it."""
+  mode, scale = transfer_config["mode"], transfer_config.get("lr_scale")
+  if mode == "discriminative":
+    if scale is None or not 0 < scale <= 1:
+      raise TransferError(f"config.transfer.lr_scale={scale}: mode 'discriminative' trains "
+                          "the copied leaves at lr x lr_scale; expected 0 < lr_scale <= 1")
+  elif scale is not None:
+    raise TransferError(f"config.transfer.lr_scale={scale} is used only by mode "
+                        f"'discriminative', not {mode!r}: remove it or choose that mode")
 
 
 def rules_from_config(transfer_config: Mapping, num_blocks: int, has_source: bool) -> list[Rule]:
+  check_config(transfer_config)
   if not has_source:
     return preset_rules("baseline", 0, num_blocks)
   if transfer_config.get("rules"):
@@ -132,9 +148,12 @@ def frozen_bn_parts(labels: Mapping[str, str], bn_policy: str) -> tuple[str, ...
   return tuple(sorted(parts))
 
 
-def optimizer_labels(labels: Mapping[str, str]):
-  """The multi_transform partition: FROZEN for copy_freeze, TRAINABLE otherwise."""
-  return unflatten({p: FROZEN if a == COPY_FREEZE else TRAINABLE for p, a in labels.items()})
+def optimizer_labels(labels: Mapping[str, str], discriminative: bool = False):
+  """The multi_transform partition: FROZEN for copy_freeze, TRANSFERRED for copy in
+  discriminative fine-tuning, TRAINABLE otherwise."""
+  part = {COPY_FREEZE: FROZEN, COPY: TRANSFERRED if discriminative else TRAINABLE,
+          INIT: TRAINABLE}
+  return unflatten({p: part[a] for p, a in labels.items()})
 
 
 def merge(target, source, labels: Mapping[str, str], what: str = "params"):
