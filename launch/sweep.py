@@ -25,7 +25,7 @@ from ml_collections import config_flags
 
 import launch
 from launch import start_process
-from xfer_jax import console, report, results, sweep
+from xfer_jax import console, cost, report, results, sweep
 from xfer_jax.runtime import is_primary
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
@@ -36,7 +36,10 @@ _NUM_TASKS = flags.DEFINE_integer("num_tasks", None, "slices the grid is cut int
                                   "(default: SLURM_ARRAY_TASK_COUNT, else 1)")
 _REPORT = flags.DEFINE_bool("report", None, "write the report after the slice "
                             "(default: when this is the only task)")
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "print the grid's size and this task's cells")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "print this task's cells, the grid's size and "
+                             "its projected wall time on this machine (writes nothing)")
+_CALIBRATE = flags.DEFINE_bool("calibrate", True, "with --dry_run: time the model briefly "
+                               "(compiles it) to project the wall time")
 _LOCAL_TASKS = flags.DEFINE_integer(
     "local_tasks", 1, "run the grid as this many task processes on this machine, then "
     "the report: on a small CPU one process leaves a core idle while it compiles")
@@ -103,11 +106,12 @@ def main(argv):
     return
   task_index, num_tasks = task()
   if _DRY_RUN.value:
-    sizes = sweep.train_sizes(config)
-    cells = sweep.expand(config, sizes)
-    mine = sweep.task_slice(cells, task_index, num_tasks)
-    print(json.dumps({**sweep.grid_size(config, sizes), "task_cells": len(mine)}))
-    print("\n".join(c.name for c in mine))
+    print("\n".join(c.name for c in sweep.task_slice(sweep.expand(
+        config, sweep.train_sizes(config)), task_index, num_tasks)))
+    plan = sweep.plan(config, task_index, num_tasks, calibrate=_CALIBRATE.value)
+    print(json.dumps(plan))
+    if "projection" in plan:
+      print(cost.describe(plan["projection"]))
     return
   summary = sweep.run(config, _WORKDIR.value, task_index=task_index, num_tasks=num_tasks)
   print(console.format_table([{k: summary[k] for k in (

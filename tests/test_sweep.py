@@ -261,3 +261,26 @@ def test_slurm_array_environment_selects_the_slice():
                               "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
   with pytest.raises(sweep.SweepError, match="SLURM_ARRAY_TASK_COUNT"):
     sweep.task_from_env({"SLURM_ARRAY_TASK_ID": "3"})
+
+
+def test_a_dry_run_projects_the_cost_and_writes_nothing(smoke_config, tmp_path):
+  config = smoke_config.copy_and_resolve_references()
+  plan = sweep.plan(config)
+  p = plan["projection"]
+  seeds, epochs = config.train.num_seeds, config.train.max_epochs
+  assert p["cells"] == plan["cells"] == 6 and p["source_models"] == 1
+  assert p["seed_epochs_max"] == (6 + 1) * seeds * epochs
+  assert 0 < p["projected_s_min"] <= p["projected_s_max"]
+  assert p["model_variants"] == 3 + 1  # baseline, k = 1, k = 2 of the target; the source
+  c = p["calibration"]
+  assert c["step_s"] >= 0 and c["step_s_per_row"] >= 0 and c["eval_chunk_s"] > 0
+  # a cell's epoch: its steps (one of 32 rows at 20 windows) plus the validation chunks
+  from xfer_jax import cost
+  assert cost.epoch_steps(20, 64) == (1, 32) and cost.epoch_steps(130, 64) == (3, 64)
+  assert "seed-epochs" in cost.describe(p)
+  done = subprocess.run(
+      [sys.executable, "-m", "launch.sweep", "--config=configs/smoke.py", "--dry_run",
+       f"--workdir={tmp_path / 'dry'}", f"--config.data.cache_dir={config.data.cache_dir}",
+       "--calibrate=false"], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0 and '"cells": 6' in done.stdout
+  assert not (tmp_path / "dry").exists()

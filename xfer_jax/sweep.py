@@ -300,6 +300,23 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
           "sizes": sorted({c.size for c in cells}), "pairs": len(pairs(config))}
 
 
+def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True) -> dict:
+  """A grid's size and (calibrate) its projected cost on this machine, for this
+  task's slice, before anything runs (xfer_jax/cost.py). Writes nothing."""
+  from xfer_jax import cost  # the calibration builds a runner: only when asked
+
+  prepared = {d: prepare(d, config.data) for d in datasets(config)}
+  sizes = {d: len(p.splits["train"]) for d, p in prepared.items()}
+  cells = expand(config, sizes)
+  mine = task_slice(cells, task_index, num_tasks)
+  out = {**grid_size(config, sizes), "task_cells": len(mine)}
+  if calibrate and mine:
+    sources = sorted({c.source for c in mine if c.source is not None})
+    calibration = cost.calibrate(config, prepared[mine[0].target])
+    out["projection"] = cost.project(config, mine, prepared, sources, calibration)
+  return out
+
+
 def grid_size(config, train_sizes: Mapping[str, int]) -> dict:
   """Cells and seed-runs of a grid (for planning: pairs x sizes x blocks x seeds)."""
   cells = expand(config, train_sizes)

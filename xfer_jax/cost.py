@@ -1,0 +1,122 @@
+"""What a grid will cost before it runs: cells, seed-epochs and a projected wall time
+on this machine, from a short calibration of the grid's own model.
+
+Calibration (a few seconds, after compiling): one target's runner, with all the
+grid's seeds run as a cell runs them (seed chunks, devices), times epochs of one
+small batch and of two full batches, which fits a step's cost as fixed + per-row
+(a step costs in proportion to its padded rows, plus the host's dispatch), and
+one pass over the validation split, which gives the cost of one evaluation
+chunk. A cell's epoch is then its steps plus its target's validation chunks, and
+a cell ends with one test pass. Epochs are unknown until early stopping decides,
+so the projection is a range: every seed stopping as early as patience allows,
+to every seed running max_epochs. Compilation is estimated apart: the
+calibration's own first calls (which compile, or load from the persistent cache)
+times the model variants the grid builds (a source model, and per target the
+baseline and each k: their optimiser partitions differ). Data preparation is not
+included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from xfer_jax import experiment
+from xfer_jax.data import Prepared
+from xfer_jax.runner import SMALLEST_BATCH, Batches, EvalSet
+from xfer_jax.step import seed_keys
+
+SMALL_ROWS = 32  # the calibration's small batch (a 20-window cell's)
+
+
+def calibrate(config, prepared: Prepared, repeats: int = 3) -> dict:
+  """Seconds per training step (fixed and per row) and per evaluation chunk, for
+  all of config's seeds; each the fastest of `repeats` after a compiling run."""
+  runner = experiment.build_runner(config, prepared.num_classes)
+  seeds, batch = config.train.num_seeds, config.train.batch_size
+  train, val = prepared.splits["train"], prepared.splits["val"]
+  keys = seed_keys(0, seeds)
+  state = None
+
+  def epoch_s(n: int) -> float:
+    nonlocal state
+    rows = np.stack([np.resize(np.arange(len(train)), n)] * seeds)
+    batches = Batches.create(train.x_NxWx3, train.y_N, seeds, batch, rows)
+    times = []
+    for _ in range(repeats + 1):
+      start = time.perf_counter()
+      state, loss = runner.epoch(state, batches, keys)
+      loss.numpy()
+      times.append(time.perf_counter() - start)
+    first_calls.append(times[0] - min(times[1:]))
+    return min(times[1:])
+
+  first_calls = []  # the compiling (or cache-loading) share of each first call
+  start = time.perf_counter()
+  state = runner.init(keys)
+  first_calls.append(time.perf_counter() - start)
+  small = min(SMALL_ROWS, batch // 2)
+  small_s, full_s = epoch_s(small), epoch_s(2 * batch) / 2
+  per_row = max(0.0, (full_s - small_s) / (batch - small))
+  val_set = runner.place(EvalSet.create(val.x_NxWx3, val.y_N, runner.settings.eval_batch_size),
+                         seeds)
+  times = []
+  for _ in range(repeats + 1):
+    start = time.perf_counter()
+    runner.evaluate(state.params, state.batch_stats, val_set)
+    times.append(time.perf_counter() - start)
+  first_calls.append(times[0] - min(times[1:]))
+  return {"step_s": small_s - small * per_row, "step_s_per_row": per_row,
+          "eval_chunk_s": min(times[1:]) / len(val_set.chunks),
+          "first_calls_s": sum(first_calls),
+          "eval_batch_size": runner.settings.eval_batch_size,
+          "calibrated_on": prepared.name, "seeds": seeds, "batch_size": batch}
+
+
+def epoch_steps(size: int, batch_size: int) -> tuple[int, int]:
+  """(steps, rows per step) of a training epoch of `size` windows (runner.Batches)."""
+  small = max(SMALLEST_BATCH, 1 << (size - 1).bit_length())
+  return (1, small) if small < batch_size else (-(-size // batch_size), batch_size)
+
+
+def project(config, cells, prepared: Mapping[str, Prepared], sources: list[str],
+            calibration: Mapping) -> dict:
+  """Seed-epochs and projected seconds of a grid's cells and source models."""
+  tc, c = config.train, calibration
+  fewest = min(tc.max_epochs, tc.patience + 1) if tc.patience else tc.max_epochs
+  chunks = lambda n: -(-n // c["eval_batch_size"])
+
+  def run_s(size: int, dataset: Prepared, epochs: int) -> float:
+    steps, rows = epoch_steps(size, tc.batch_size)
+    per_epoch = (steps * (c["step_s"] + rows * c["step_s_per_row"])
+                 + chunks(len(dataset.splits["val"])) * c["eval_chunk_s"])
+    return epochs * per_epoch + chunks(len(dataset.splits["test"])) * c["eval_chunk_s"]
+
+  runs = [(cell.size, prepared[cell.target]) for cell in cells]
+  runs += [(len(prepared[s].splits["train"]), prepared[s]) for s in sources]
+  variants = len({(cell.target, cell.blocks) for cell in cells}) + len(sources)
+  return {"cells": len(cells), "source_models": len(sources), "model_variants": variants,
+          "compile_s_estimate": variants * c["first_calls_s"],
+          "seed_epochs_max": len(runs) * tc.num_seeds * tc.max_epochs,
+          "seed_epochs_min": len(runs) * tc.num_seeds * fewest,
+          "projected_s_min": sum(run_s(n, d, fewest) for n, d in runs),
+          "projected_s_max": sum(run_s(n, d, tc.max_epochs) for n, d in runs),
+          "calibration": dict(calibration),
+          "not_included": "compilation and data preparation"}
+
+
+def describe(projection: Mapping) -> str:
+  c = projection["calibration"]
+  hours = lambda s: f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min"
+  return (f"{projection['cells']} cells + {projection['source_models']} source models: "
+          f"{projection['seed_epochs_min']}–{projection['seed_epochs_max']} seed-epochs, "
+          f"projected {hours(projection['projected_s_min'])} (every seed stopping as early as "
+          f"patience allows) to {hours(projection['projected_s_max'])} (all epochs) of "
+          f"training on this machine, plus about {hours(projection['compile_s_estimate'])} of "
+          f"compiling {projection['model_variants']} model variants. Calibrated on {c['calibrated_on']} with "
+          f"{c['seeds']} seeds: a training step {1e3 * c['step_s']:.3g} ms + "
+          f"{1e3 * c['step_s_per_row']:.3g} ms per row, an evaluation chunk of "
+          f"{c['eval_batch_size']} windows {1e3 * c['eval_chunk_s']:.3g} ms; first calls "
+          f"{c['first_calls_s']:.1f} s.")
