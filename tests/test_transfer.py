@@ -1,5 +1,7 @@
 """Transfer rules, presets, freezing and the baseline."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -155,9 +157,66 @@ def test_discriminative_trains_copied_leaves_at_the_scaled_rate(smoke_config, pr
 
 
 @pytest.mark.parametrize("mode,scale,match", [
-    ("freeze_k_copy_rest", 0.1, "lr_scale=0.1 is used only by mode 'discriminative'"),
+    ("freeze_k_copy_rest", 0.1, "lr_scale=0.1 is used only by modes"),
     ("discriminative", None, "lr_scale=None: mode 'discriminative'"),
-    ("discriminative", 2.0, "expected 0 < lr_scale <= 1")])
+    ("discriminative", 2.0, "expected 0 < lr_scale <= 1"),
+    ("lp_ft", None, "lr_scale=None: mode 'lp_ft'")])
 def test_a_strategy_field_out_of_place_is_an_error(mode, scale, match):
   with pytest.raises(transfer.TransferError, match=match):
     transfer.check_config({"mode": mode, "lr_scale": scale})
+
+
+def _lp_ft_config(smoke_config):
+  config = smoke_config.copy_and_resolve_references()
+  config.transfer.mode = "lp_ft"
+  config.transfer.lr_scale = 0.1
+  config.train.max_epochs = 4
+  config.runtime.checkpoint_every = 2
+  return config
+
+
+def test_lp_ft_probes_the_head_then_fine_tunes_everything(smoke_config, pretrained, tmp_path):
+  experiment.adapt(_lp_ft_config(smoke_config), tmp_path, pretrained, progress=False)
+  source, _ = checkpoints.read(pretrained)
+  src = {t: transfer.flatten(source[f"best_{t}"]) for t in ("params", "batch_stats")}
+  probe, probe_meta = checkpoints.read(tmp_path / "linear_probe")
+  assert probe_meta["phase"] == "adapt_lp"
+  copied = [p for p, a in probe_meta["transfer"]["labels"].items() if a == COPY_FREEZE]
+  assert copied and all(not p.startswith("head/") for p in copied)
+  for tree in ("params", "batch_stats"):  # phase 1: every copied leaf, and its statistics, as copied
+    for path, value in transfer.flatten(probe[tree]).items():
+      if not path.startswith("head/"):
+        np.testing.assert_array_equal(value, src[tree][path], err_msg=path)
+  assert set(transfer.flatten(probe["opt_state"]["inner_states"]["trainable"]["inner_state"]["0"]
+                              ["mu"])) == {"head/kernel", "head/bias"}
+  final, meta = checkpoints.read(tmp_path)
+  assert meta["phase"] == "adapt"
+  partitions = final["opt_state"]["inner_states"]
+  assert set(transfer.flatten(partitions["transferred"]["inner_state"]["0"]["mu"])) == set(
+      transfer.flatten(final["params"]))  # phase 2: every leaf at lr x lr_scale
+  moved = [p for p, v in transfer.flatten(final["params"]).items()
+           if not p.startswith("head/") and not np.array_equal(v, src["params"][p])]
+  assert moved  # and the copies now train
+
+
+def test_a_killed_lp_ft_run_resumes_in_its_phase(smoke_config, pretrained, tmp_path, monkeypatch):
+  config = _lp_ft_config(smoke_config)
+  experiment.adapt(config, tmp_path / "whole", pretrained, progress=False)
+  save = checkpoints.Checkpoints.save
+
+  def die_in_phase_2(self, step, tree, meta):
+    save(self, step, tree, meta)
+    if meta["phase"] == "adapt":
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(checkpoints.Checkpoints, "save", die_in_phase_2)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.adapt(config, tmp_path / "killed", pretrained, progress=False)
+  monkeypatch.setattr(checkpoints.Checkpoints, "save", save)
+  assert checkpoints.read_meta(tmp_path / "killed")["phase"] == "adapt"  # killed in phase 2
+  experiment.adapt(config, tmp_path / "killed", pretrained, progress=False)
+  for name in ("result.json", "metrics.jsonl", "linear_probe/metrics.jsonl"):
+    whole, killed = ((tmp_path / d / name).read_text() for d in ("whole", "killed"))
+    if name == "result.json":
+      whole, killed = (json.loads(t)["per_seed"] for t in (whole, killed))
+    assert killed == whole, name

@@ -83,11 +83,13 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
                        train_index_Sxn: np.ndarray | None = None, capacity: int | None = None,
                        runner: Runner | None = None,
                        init_state: Callable[[Runner, Any], TrainState] | None = None,
-                       extra_meta: dict | None = None, progress: bool = True) -> dict:
+                       extra_meta: dict | None = None, progress: bool = True,
+                       return_state: bool = False):
   """Trains config.train.num_seeds seeds on prepared's train split (or per-seed rows
   train_index_Sxn of it), early-stopping on its val split, resuming from
   workdir/checkpoints when present; returns per-seed test scores of the best
-  parameters. init_state(runner, keys) builds the initial state (transfer).
+  parameters (and, with return_state, the final FitState). init_state(runner,
+  keys) builds the initial state (transfer).
   workdir=None trains in memory only (a sweep's cells: their records are the output)."""
   tc = config.train
   check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1)
@@ -138,7 +140,7 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
       **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")}}
   if workdir is not None and is_primary():
     write_text(workdir / "result.json", json.dumps(summary, indent=2))
-  return summary
+  return (summary, state) if return_state else summary
 
 
 class WorkdirError(UserError, ValueError):
@@ -153,7 +155,7 @@ UNREAD = {"pretrain": ("target", "adapt.", "transfer.", "sweep.", "datasets"),
 def run_fields(config, phase: str) -> dict[str, object]:
   """The science fields (results.science_fields) that a phase's numbers depend on."""
   return {k: v for k, v in results.science_fields(config).items()
-          if not k.startswith(UNREAD[phase])}
+          if not k.startswith(UNREAD[phase.split("_")[0]])}
 
 
 def pin_config(workdir: Path, config, phase: str, write: bool = True) -> None:
@@ -253,17 +255,20 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
                                      source is not None)
   labels = transfer.label_paths(list(transfer.flatten(abstract["params"])), rules)
   stats_labels = transfer.batch_stats_labels(abstract["batch_stats"], rules)
-  frozen_bn = transfer.frozen_bn_parts(labels, config.transfer.bn_policy)
-  discriminative = source is not None and config.transfer.mode == "discriminative"
-  any_frozen = any(a == transfer.COPY_FREEZE for a in labels.values())
-  param_labels = (transfer.optimizer_labels(labels, discriminative)
-                  if any_frozen or discriminative else None)
-  runner = build_runner(config, prepared.num_classes, param_labels, frozen_bn)
-  init_state = None
-  extra = {"transfer": {"labels": labels, "rules": [list(r) for r in rules],
-                        "frozen_bn": list(frozen_bn), "size": size,
-                        "source": str(source_dir) if source_dir else None,
-                        "source_dataset": source[2]["dataset"] if source else None}}
+  mode = config.transfer.mode if source is not None else "baseline"
+  if mode == "lp_ft":  # the rules copy everything but the head; phase 1 freezes the copies
+    labels_lp = {p: transfer.COPY_FREEZE if a == transfer.COPY else a for p, a in labels.items()}
+    stats_lp = {p: transfer.COPY_FREEZE if a == transfer.COPY else a
+                for p, a in stats_labels.items()}
+    phases = [("adapt_lp", labels_lp, stats_lp, transfer.optimizer_labels(labels_lp),
+               transfer.frozen_bn_parts(labels_lp, config.transfer.bn_policy)),
+              ("adapt", labels, stats_labels, transfer.all_transferred(labels), ())]
+  else:
+    any_frozen = any(a == transfer.COPY_FREEZE for a in labels.values())
+    param_labels = (transfer.optimizer_labels(labels, mode == "discriminative")
+                    if any_frozen or mode == "discriminative" else None)
+    phases = [("adapt", labels, stats_labels, param_labels,
+               transfer.frozen_bn_parts(labels, config.transfer.bn_policy))]
   if source is not None:
     src_params, src_stats, _ = source
     num_src = num_seeds_of(src_params)
@@ -272,19 +277,48 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
     # check the fit on one seed, so errors show the model's own shapes
     transfer.merge(abstract["params"], first(src_params), labels)
     transfer.merge(abstract["batch_stats"], first(src_stats), stats_labels, "batch stats")
+  workdir = None if workdir is None else Path(workdir)
+  state = None
+  for number, (phase, phase_labels, phase_stats, param_labels, frozen_bn) in enumerate(phases):
+    runner = build_runner(config, prepared.num_classes, param_labels, frozen_bn)
+    extra = {"transfer": {"labels": phase_labels, "rules": [list(r) for r in rules],
+                          "frozen_bn": list(frozen_bn), "size": size, "phase": phase,
+                          "source": str(source_dir) if source_dir else None,
+                          "source_dataset": source[2]["dataset"] if source else None}}
+    last = number == len(phases) - 1
+    # lp_ft's first phase lives in its own folder; the final model in workdir itself
+    phase_dir = workdir if workdir is None or last else workdir / "linear_probe"
+    summary, state = train_and_evaluate(
+        config, phase_dir, prepared, phase=phase, train_index_Sxn=rows, capacity=capacity,
+        runner=runner, init_state=_start(source, seed_map if source else None, phase_labels,
+                                         phase_stats, state),
+        extra_meta=extra, progress=progress, return_state=True)
+  return summary
 
+
+def _start(source, seed_map, labels, stats_labels, previous):
+  """init_state of an adaptation phase: the previous phase's best parameters and
+  statistics, or the source's merged into fresh ones by the labels (None: the
+  baseline's fresh ones)."""
+  if previous is not None:
     def init_state(runner, keys):
-      fresh = runner.init(keys)
-      pick = lambda tree: jax.tree.map(lambda a: a[seed_map], tree)
-      params = transfer.merge(fresh.params, pick(src_params), labels)
-      stats = transfer.merge(fresh.batch_stats, pick(src_stats), stats_labels, "batch stats")
-      in_dtype = lambda tree, like: jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), tree, like)
-      params, stats = in_dtype(params, fresh.params), in_dtype(stats, fresh.batch_stats)
-      return TrainState(params, stats, runner.init_opt_state(params))
+      params = jax.tree.map(jnp.copy, previous.best_params)
+      return TrainState(params, jax.tree.map(jnp.copy, previous.best_batch_stats),
+                        runner.init_opt_state(params))
+    return init_state
+  if source is None:
+    return None
+  src_params, src_stats, _ = source
 
-  return train_and_evaluate(config, workdir, prepared, phase="adapt", train_index_Sxn=rows,
-                            capacity=capacity, runner=runner, init_state=init_state,
-                            extra_meta=extra, progress=progress)
+  def init_state(runner, keys):
+    fresh = runner.init(keys)
+    pick = lambda tree: jax.tree.map(lambda a: a[seed_map], tree)
+    params = transfer.merge(fresh.params, pick(src_params), labels)
+    stats = transfer.merge(fresh.batch_stats, pick(src_stats), stats_labels, "batch stats")
+    in_dtype = lambda tree, like: jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), tree, like)
+    params, stats = in_dtype(params, fresh.params), in_dtype(stats, fresh.batch_stats)
+    return TrainState(params, stats, runner.init_opt_state(params))
+  return init_state
 
 
 def seed_table(summary: dict) -> list[dict]:

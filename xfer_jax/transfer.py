@@ -21,6 +21,10 @@ so it belongs to depth 1 and is transferred with the first block):
   finetune_all        copy everything but the head, freeze nothing;
   discriminative      as finetune_all, but the copied leaves train at
                       lr x transfer.lr_scale (their own optax partition);
+  lp_ft               linear probing, then fine-tuning: as finetune_all, in two
+                      phases with their own early stopping: the head alone (every
+                      copied leaf and its batch norm frozen), then everything at
+                      lr x transfer.lr_scale from the first phase's best;
   baseline            nothing transferred (k = 0 means baseline in every mode).
 config.transfer.branch = "temporal" / "spectral" transfers one branch only.
 """
@@ -40,7 +44,8 @@ from xfer_jax.optim import FROZEN, TRAINABLE, TRANSFERRED
 COPY, COPY_FREEZE, INIT = "copy", "copy_freeze", "init"
 ACTIONS = (COPY, COPY_FREEZE, INIT)
 MODES = ("freeze_k_copy_rest", "freeze_k_init_rest", "finetune_all", "discriminative",
-         "baseline")
+         "lp_ft", "baseline")
+SCALED_MODES = ("discriminative", "lp_ft")  # the modes that read transfer.lr_scale
 BRANCHES = ("both", "temporal", "spectral")
 BN_POLICIES = ("frozen", "adapt")
 Rule = tuple[str, str]
@@ -80,19 +85,20 @@ def preset_rules(mode: str, blocks: int, num_blocks: int, branch: str = "both") 
     return [frozen_blocks, frozen_spectral, (r"head/.*", INIT), (r".*", COPY)]
   if mode == "freeze_k_init_rest":
     return [frozen_blocks, frozen_spectral, (r".*", INIT)]
-  return [(r"head/.*", INIT), (r".*", COPY)]  # finetune_all, discriminative
+  return [(r"head/.*", INIT), (r".*", COPY)]  # finetune_all, discriminative, lp_ft
 
 
 def check_config(transfer_config: Mapping) -> None:
-  """A strategy's fields: lr_scale belongs to discriminative alone, which needs it."""
+  """A strategy's fields: lr_scale belongs to the modes that scale a learning rate,
+  which need it."""
   mode, scale = transfer_config["mode"], transfer_config.get("lr_scale")
-  if mode == "discriminative":
+  if mode in SCALED_MODES:
     if scale is None or not 0 < scale <= 1:
-      raise TransferError(f"config.transfer.lr_scale={scale}: mode 'discriminative' trains "
-                          "the copied leaves at lr x lr_scale; expected 0 < lr_scale <= 1")
+      raise TransferError(f"config.transfer.lr_scale={scale}: mode {mode!r} trains at "
+                          "lr x lr_scale; expected 0 < lr_scale <= 1")
   elif scale is not None:
-    raise TransferError(f"config.transfer.lr_scale={scale} is used only by mode "
-                        f"'discriminative', not {mode!r}: remove it or choose that mode")
+    raise TransferError(f"config.transfer.lr_scale={scale} is used only by modes "
+                        f"{SCALED_MODES}, not {mode!r}: remove it or choose one of them")
 
 
 def rules_from_config(transfer_config: Mapping, num_blocks: int, has_source: bool) -> list[Rule]:
@@ -154,6 +160,11 @@ def optimizer_labels(labels: Mapping[str, str], discriminative: bool = False):
   part = {COPY_FREEZE: FROZEN, COPY: TRANSFERRED if discriminative else TRAINABLE,
           INIT: TRAINABLE}
   return unflatten({p: part[a] for p, a in labels.items()})
+
+
+def all_transferred(labels: Mapping[str, str]):
+  """The partition of lp_ft's second phase: every leaf at lr x lr_scale."""
+  return unflatten({p: TRANSFERRED for p in labels})
 
 
 def merge(target, source, labels: Mapping[str, str], what: str = "params"):
