@@ -21,7 +21,7 @@ import numpy as np
 from flax import traverse_util
 
 from xfer_jax import checkpoints, metrics, results, transfer
-from xfer_jax.data import DataError, Prepared, adaptation_subsets, prepare, window_samples
+from xfer_jax.data import DataError, Prepared, adaptation_subsets, pool, prepare, window_samples
 from xfer_jax.data.atomic import write_text
 from xfer_jax.errors import UserError
 from xfer_jax.loop import Checkpointer, FitState, MetricsWriter, ProgressBar, fit
@@ -202,9 +202,15 @@ def _resume(ckpt: checkpoints.Checkpoints, runner: Runner, meta: dict) -> FitSta
 
 
 def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
-  """Trains the source model of config.source; its checkpoint feeds transfer."""
-  prepared = prepare(config.source, config.data)
-  return train_and_evaluate(config, workdir, prepared, phase="pretrain", progress=progress)
+  """Trains the source model of config.source, one dataset or several pooled
+  ("a+b": xfer_jax/data/pool.py); its checkpoint feeds transfer and records which
+  datasets, and which of them each class, came from."""
+  names = pool.members(config.source)
+  parts = [prepare(name, config.data) for name in names]
+  prepared = parts[0] if len(parts) == 1 else pool.pool(parts)
+  extra = {"datasets": names, "class_sources": pool.class_sources(parts)}
+  return train_and_evaluate(config, workdir, prepared, phase="pretrain", extra_meta=extra,
+                            progress=progress)
 
 
 def adaptation_rows(y_train: np.ndarray, size: int, subset_seed: int, num_seeds: int) -> np.ndarray:
@@ -250,6 +256,12 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
                          tc.num_seeds)
   if source is None and source_dir is not None:
     source = load_source(source_dir)
+  if source is not None:
+    trained_on = source[2].get("datasets") or [source[2]["dataset"]]
+    if prepared.name in trained_on:
+      raise transfer.TransferError(
+          f"the target {prepared.name!r} is among the source model's datasets {trained_on}: "
+          "its windows (the test split included) would reach the target through the source")
   abstract = abstract_variables(config, prepared.num_classes)
   rules = transfer.rules_from_config(config.transfer, len(config.model.filters),
                                      source is not None)

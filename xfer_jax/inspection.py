@@ -50,6 +50,8 @@ def tree_report(directory, step: int | None = None) -> dict:
     towers[top] = towers.get(top, 0) + c
   return {"checkpoint": str(directory), "epoch": meta.get("epoch"), "phase": meta.get("phase"),
           "dataset": meta.get("dataset"), "seeds": meta.get("seeds"),
+          # a pooled source: its datasets, and which of them each class of its head is from
+          "datasets": meta.get("datasets"), "class_sources": meta.get("class_sources"),
           "class_names": meta.get("class_names"), "config": meta.get("config"),
           "params": rows, "groups": groups, "top_level": towers,
           "total": sum(r["count"] for r in rows),

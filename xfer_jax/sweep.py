@@ -40,7 +40,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from xfer_jax import console, experiment, results
-from xfer_jax.data import DataError, cap_sizes, prepare
+from xfer_jax.data import DataError, cap_sizes, pool, prepare
 from xfer_jax.errors import UserError
 from xfer_jax.runtime import CompileCounter, is_primary
 
@@ -74,13 +74,16 @@ def pairs(config) -> list[tuple[str, str]]:
     if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
       raise SweepError(f"config.sweep.pairs: {pair!r} is not 'source->target' with two "
                        "different datasets")
+    if parts[1] in pool.members(parts[0]):
+      raise SweepError(f"config.sweep.pairs: {pair!r}: the target is one of the pooled "
+                       "sources")
     out.append((parts[0], parts[1]))
   return out
 
 
 def datasets(config) -> list[str]:
-  """The datasets of the grid's pairs, sorted."""
-  return sorted({d for p in pairs(config) for d in p})
+  """The datasets of the grid's pairs (a pooled source's members), sorted."""
+  return sorted({d for s, t in pairs(config) for d in (*pool.members(s), t)})
 
 
 def train_sizes(config) -> dict[str, int]:
@@ -312,6 +315,7 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
   out = {**grid_size(config, sizes), "task_cells": len(mine)}
   if calibrate and mine:
     sources = sorted({c.source for c in mine if c.source is not None})
+    prepared.update({s: pool.prepare_source(s, config.data) for s in sources})
     calibration = cost.calibrate(config, prepared[mine[0].target])
     out["projection"] = cost.project(config, mine, prepared, sources, calibration)
   return out

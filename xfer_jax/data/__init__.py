@@ -1,8 +1,9 @@
 """Data: readers -> recordings -> 25 Hz windows -> splits -> adaptation subsets."""
 
+from xfer_jax.data import pool
 from xfer_jax.data.pipeline import Prepared, Split, prepare, window_samples
 from xfer_jax.data.recording import DataError, DatasetSpec, RawDataset, Recording
 from xfer_jax.data.subsets import adaptation_subsets, cap_sizes
 
 __all__ = ["DataError", "DatasetSpec", "Prepared", "RawDataset", "Recording", "Split",
-           "adaptation_subsets", "cap_sizes", "prepare", "window_samples"]
+           "adaptation_subsets", "cap_sizes", "pool", "prepare", "window_samples"]

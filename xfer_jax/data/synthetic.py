@@ -145,6 +145,10 @@ PRESETS = {
         rate_hz=25.0, num_subjects=4, units="m/s^2", noise_g=0.03, minutes_per_class=0.6,
         classes=("lie", "sit", "walk", "run", "stairs_up"), mount_deg=10.0,
         occurrence_s=(10.0, 25.0)),
+    # a third, for multi-source tests: two classes shared with syn_smoke_a
+    "syn_smoke_c": Preset(
+        rate_hz=40.0, num_subjects=4, units="g", noise_g=0.03, minutes_per_class=0.6,
+        classes=("sit", "walk", "rope_jump", "kneel"), mount_deg=-5.0, occurrence_s=(10.0, 25.0)),
 }
 _TO_G = {"g": 1.0, "milli-g": 1e-3, "m/s^2": 1.0 / STANDARD_GRAVITY}
 
