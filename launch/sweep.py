@@ -91,6 +91,8 @@ def run_local_tasks(config, workdir: Path, count: int, argv: list[str]) -> None:
 def write_report() -> None:
   written = report.write(_WORKDIR.value, [_WORKDIR.value])
   print(f"heatmaps: {written['heatmaps']}")
+  if "gains" in written:
+    print(f"gains:    {written['gains']}  (* = significant)")
   print(f"summary:  {written['summary']}")
 
 

@@ -16,9 +16,9 @@ def test_paired_p_and_interval_match_scipy():
   low, high = scipy_stats.t.interval(0.95, 4, loc=np.mean(treated), scale=scipy_stats.sem(treated))
   assert (mean - half, mean + half) == pytest.approx((low, high), rel=1e-12)
   assert stats.paired_p([0.5], [0.4]) is None and stats.mean_ci([0.5]) == (0.5, None)
-  # no spread in the differences: certain if they are not zero
-  assert stats.paired_p([0.6, 0.7], [0.5, 0.6]) == 0.0
-  assert stats.paired_p([0.6, 0.7], [0.6, 0.7]) == 1.0
+  # no spread in the differences: the test is undefined, the cell untested
+  assert stats.paired_p([0.6, 0.7], [0.5, 0.6]) is None
+  assert stats.paired_p([0.6, 0.7], [0.6, 0.7]) is None
 
 
 def test_holm_against_its_definition():
@@ -83,3 +83,15 @@ def test_a_raw_p_below_alpha_can_fail_after_correction():
   adjusted = stats.holm([0.02] * 5)
   assert adjusted == pytest.approx([0.1] * 5)
   assert stats.verdict(0.1, adjusted[0]) == "" and stats.verdict(0.1, 0.01) == "win"
+
+
+def test_a_grid_of_noise_says_so_plainly(tmp_path):
+  rng = np.random.default_rng(3)
+  jitter = rng.normal(0, 0.05, 10)
+  records = _records({"s": lambda seed: jitter[seed]}, seeds=2)
+  from xfer_jax import results
+  (tmp_path / "run").mkdir()
+  results.append(tmp_path / "run" / "results.jsonl", records)
+  summary = open(report.write(tmp_path / "run", [tmp_path / "run"])["summary"]).read()
+  assert "Significant wins: 0; significant losses: 0; of 2 transfer cells" in summary
+  assert "No transfer cell differs significantly from its baseline: with 2 seed(s)" in summary

@@ -246,6 +246,7 @@ def test_local_tasks_run_every_slice_and_the_report(smoke_config, pretrained, tm
       cwd=REPO, capture_output=True, text=True, timeout=900)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
   assert "heatmaps:" in done.stdout and (workdir / "report" / "heatmaps.png").is_file()
+  assert "gains:" in done.stdout and (workdir / "report" / "gain_heatmaps.png").is_file()
   assert sorted(p.name for p in results.results_files(workdir)) == [
       "results.task-0000-of-0002.jsonl", "results.task-0001-of-0002.jsonl"]
   records, _ = results.load([workdir])

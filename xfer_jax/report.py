@@ -260,7 +260,12 @@ def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: 
     cells = sum(p["cells"] for p in pairs)
     lines += [f"**Significant wins: {wins}; significant losses: {losses}; of {cells} transfer "
               f"cells** (micro-F1, {stats.CORRECTION}-corrected paired t, alpha {stats.ALPHA}).",
-              "", "## Per pair: significant wins and losses, and the best transfer cell", "",
+              ""]
+    if wins + losses == 0:
+      lines += [f"No transfer cell differs significantly from its baseline: with {len(seeds)} "
+                "seed(s) per cell, every gain and loss here is within what the seed-to-seed "
+                "spread allows. Read the heatmaps as noise, or run more seeds.", ""]
+    lines += ["## Per pair: significant wins and losses, and the best transfer cell", "",
               format_markdown(pairs, floatfmt=".1f"), ""]
   baselines = [r for r in rows if r["source"] == "baseline"]
   if baselines:

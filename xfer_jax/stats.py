@@ -31,13 +31,12 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float 
 
 def paired_p(treated: Sequence[float], control: Sequence[float]) -> float | None:
   """Two-sided p of the paired t-test of treated against control (same seeds in
-  the same order); None with fewer than 2 pairs. Identical per-seed differences
-  (no spread) give 0 if they are not zero and 1 if they are."""
+  the same order); None where the test is undefined: fewer than 2 pairs, or
+  identical per-seed differences (no spread to judge them by; micro-F1 on one test
+  split is discrete, so two seeds can tie). An untested cell is never significant."""
   diffs = np.asarray(treated, float) - np.asarray(control, float)
-  if len(diffs) < 2:
+  if len(diffs) < 2 or np.all(diffs == diffs[0]):
     return None
-  if np.all(diffs == diffs[0]):
-    return 1.0 if diffs[0] == 0 else 0.0
   return float(scipy_stats.ttest_rel(treated, control).pvalue)
 
 
