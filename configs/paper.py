@@ -31,6 +31,7 @@ def get_config(arg: str | None = None) -> ConfigDict:
   # the study's grid (xfer_jax/sweep.py): all 12 ordered pairs, sizes from 20 up to
   # the smallest train split (0), baseline and 1..3 transferred blocks
   config.sweep = ConfigDict(dict(pairs=(), sizes=(20, 50, 100, 200, 400, 800, 1600, 0),
-                                 blocks=(1, 2, 3), baseline=True))
+                                 blocks=(1, 2, 3), baseline=True,
+                                 sources_dir=""))  # "" = WORKDIR/sources
   config.lock()
   return config

@@ -29,7 +29,7 @@ GRID_FORMAT = 2
 # A grid's key covers every config field but config.runtime (how it runs) and these:
 # the coordinates a sweep sets per cell, and where files are read and cached.
 CELL_FIELDS = ("source", "target", "adapt.size", "transfer.blocks")
-LOCATION_FIELDS = ("data.cache_dir", "data.data_dir")
+LOCATION_FIELDS = ("data.cache_dir", "data.data_dir", "sweep.sources_dir")
 
 
 class ResultsError(UserError, ValueError):

@@ -6,6 +6,9 @@ config.sweep declares the grid (configs/paper.py):
             datasets (the paper's largest size); larger sizes are capped to it
   blocks    transferred (and, by config.transfer.mode, frozen) blocks per cell
   baseline  also train each target from scratch on each size (nothing transferred)
+  sources_dir  where the source models live: "" = WORKDIR/sources; a relative path is
+            taken from the workdir, so grids that differ only in transfer strategy
+            can share their sources ("../sources": configs/real_v2.py)
 Seeds are config.train.num_seeds, trained together (vmapped) in every cell.
 
 A cell is (target, size, blocks, source); the baseline cell of a target and size
@@ -15,7 +18,7 @@ processes or a scheduler's array job need no coordination beyond the workdir.
 
 Workdir layout:
   sweep.json                   the grid's config fields (a restart must match)
-  sources/<dataset>/           each source model: trained once, all seeds vmapped,
+  sources/<dataset>/           (config.sweep.sources_dir) each source model: trained once, all seeds vmapped,
                                checkpointed (resumable), under a file lock: the
                                first task to need it trains it, and the others
                                run their other cells meanwhile, then read it
@@ -181,7 +184,7 @@ def source_model(config, workdir: Path, source: str, progress: bool = False,
   while another task trains it. A killed trainer leaves a resumable checkpoint
   and releases the lock. The processes of one multi-process task train it
   together, without the lock (each would wait for the others)."""
-  source_dir = workdir / "sources" / source
+  source_dir = sources_dir(config, workdir) / source
   done = lambda: _agreed((source_dir / "result.json").exists())
 
   def train():
@@ -194,12 +197,17 @@ def source_model(config, workdir: Path, source: str, progress: bool = False,
     if not done():
       train()
   elif not done():
-    with _file_lock(workdir / "sources" / f"{source}.lock", wait=wait) as held:
+    with _file_lock(source_dir.parent / f"{source}.lock", wait=wait) as held:
       if not held:
         return None
       if not done():
         train()
   return experiment.load_source(source_dir)
+
+
+def sources_dir(config, workdir: Path) -> Path:
+  """The folder of the grid's source models (config.sweep.sources_dir)."""
+  return workdir / (config.sweep.get("sources_dir") or "sources")
 
 
 def _agreed(value: bool) -> bool:
@@ -282,8 +290,11 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
       majority = target.majority()
       want = set(missing(cell))
       mode = BASELINE if cell.source is None else config.transfer.mode
+      strategy = ({} if cell.source is None else
+                  {"branch": config.transfer.branch, "lr_scale": config.transfer.lr_scale})
       records = [{"config_key": key, "target": cell.target, "source": cell.source,
-                  "size": cell.size, "blocks": cell.blocks, "mode": mode, "seed": r["seed"],
+                  "size": cell.size, "blocks": cell.blocks, "mode": mode, **strategy,
+                  "seed": r["seed"],
                   "micro_f1": r["micro_f1"], "macro_f1": r["macro_f1"],
                   "majority_micro_f1": majority["micro_f1"],
                   "majority_macro_f1": majority["macro_f1"], "epochs": r["epochs"],

@@ -1,0 +1,68 @@
+"""The second study on the four real wrist datasets: one grid per transfer strategy.
+
+  python -m launch.sweep --config=configs/real_v2.py:STRATEGY \
+      --config.data.data_dir=DATA --workdir=runs/real_v2/STRATEGY
+  bash launch/real_v2.sh runs/real_v2 DATA      # every strategy in turn, resumable
+
+STRATEGY is one of STRATEGIES below. Every grid shares the targets, sizes, seeds
+and adaptation subsets, so seed s of a strategy's cell and seed s of the
+`baseline` grid's cell adapt on the same windows: the gains are paired per seed
+(xfer_jax/study.py reads the workdirs together). A grid per strategy keeps each
+workdir's records under one config key and lets the strategies run, and resume,
+one at a time.
+
+The subset that fits a 2-core CPU (docs/results/real_v2/summary.md says why):
+  targets   HMP, ActRecTut, Berkeley MHAD (WISDM, ~10x their windows, is a source only)
+  sources   WISDM alone, and the other three datasets pooled (leave one out)
+  sizes     20, 50, 100, 200 windows
+  seeds     5 (0..4)
+  epochs    at most 150 with patience 10: the first study's cap of 70 stopped 195 of
+            its 648 transfer records
+Batch-norm momentum is 0.9, the first study's "fair baseline" grid (a baseline on a
+few hundred windows trains with it; see docs/results/real/summary.md).
+"""
+
+from ml_collections import ConfigDict
+
+from configs import real
+
+TARGETS = ("hmp", "actrectut", "berkeley_mhad")
+SINGLE_SOURCE = "wisdm2019"
+# strategy -> the config.transfer fields it sets and the blocks it transfers; every
+# strategy but the baseline transfers from both sources
+STRATEGIES = {
+    "baseline": {},
+    "freeze": dict(mode="freeze_k_copy_rest", blocks=(1, 2, 3)),
+    "finetune_all": dict(mode="finetune_all", blocks=(3,)),
+    "discriminative": dict(mode="discriminative", lr_scale=0.1, blocks=(3,)),
+    "lp_ft": dict(mode="lp_ft", lr_scale=0.1, blocks=(3,)),
+    # one branch copied and frozen, everything else initialised
+    "temporal": dict(mode="freeze_k_init_rest", branch="temporal", blocks=(1, 3)),
+    "spectral": dict(mode="freeze_k_init_rest", branch="spectral", blocks=(1,)),
+}
+
+
+def leave_one_out(target: str) -> str:
+  return "+".join(d for d in real.get_config().datasets if d != target)
+
+
+def get_config(arg: str | None = None) -> ConfigDict:
+  strategy = arg or "baseline"
+  if strategy not in STRATEGIES:
+    raise ValueError(f"configs/real_v2.py:{strategy}: unknown strategy; expected one of "
+                     f"{sorted(STRATEGIES)}")
+  fields = dict(STRATEGIES[strategy])
+  config = real.get_config()
+  with config.unlocked():
+    config.model.bn_momentum = 0.9
+    config.train.num_seeds = 5
+    config.train.max_epochs = 150
+    config.sweep.sizes = (20, 50, 100, 200)
+    config.adapt.size = 200
+    config.sweep.pairs = tuple(f"{source}->{target}" for target in TARGETS
+                               for source in (SINGLE_SOURCE, leave_one_out(target)))
+    config.sweep.blocks = tuple(fields.pop("blocks", ()))
+    config.sweep.baseline = strategy == "baseline"
+    config.sweep.sources_dir = "../sources"  # one set of source models for every strategy
+    config.transfer.update(fields)
+  return config

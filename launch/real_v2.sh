@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The second real-data study (configs/real_v2.py): every strategy's grid in turn,
+# in ROOT/<strategy>/, sharing the source models in ROOT/sources/. Resumable: run it
+# again with the same ROOT and it continues where it stopped (recorded cells are
+# skipped, a source model resumes from its checkpoint).
+#
+#   bash launch/real_v2.sh ROOT DATA_DIR [STRATEGY ...]
+#
+# Then: python -m launch.study --root=ROOT --out=docs/results/real_v2
+set -u -o pipefail
+root=${1:?usage: real_v2.sh ROOT DATA_DIR [STRATEGY ...]}
+data=${2:?usage: real_v2.sh ROOT DATA_DIR [STRATEGY ...]}
+shift 2
+strategies=("$@")
+if [ ${#strategies[@]} = 0 ]; then
+  # the baseline first (no source needed), then the strategies by what they ask
+  strategies=(baseline freeze finetune_all lp_ft discriminative temporal spectral)
+fi
+export PYTHONUNBUFFERED=1
+for strategy in "${strategies[@]}"; do
+  echo "== $strategy ($(date -u +%H:%M:%S))"
+  python -m launch.sweep --config="configs/real_v2.py:$strategy" \
+    --config.data.data_dir="$data" --workdir="$root/$strategy" --report=false || exit $?
+done
