@@ -37,21 +37,25 @@ METRICS = ("micro_f1", "macro_f1")
 
 
 def aggregate(records: Sequence[Mapping]) -> list[dict]:
-  """One row per (target, source, size, blocks): mean, std and n over seeds; a
-  transfer cell's gain over the baseline of its target and size (difference of
-  means) and the gain's std over paired seeds."""
+  """One row per (target, source, size, blocks), and strategy where records name
+  one (several grids read together: xfer_jax/study.py): mean, std and n over
+  seeds; a transfer cell's gain over the baseline of its target and size
+  (difference of means) and the gain's std over paired seeds."""
   groups: dict[tuple, list[Mapping]] = defaultdict(list)
   by_seed: dict[int, dict[int, Mapping]] = {}  # id(row) -> its records by seed
   seen = set()
   for r in records:
-    if results.record_id(r) in seen:  # an overlapping slice's duplicate: count once
+    record = (r.get("strategy"), *results.record_id(r))
+    if record in seen:  # an overlapping slice's duplicate: count once
       continue
-    seen.add(results.record_id(r))
-    groups[(r["target"], r["source"], r["size"], r["blocks"])].append(r)
+    seen.add(record)
+    groups[(r["target"], r.get("strategy"), r["source"], r["size"], r["blocks"])].append(r)
   rows = []
-  for (target, source, size, blocks), group in sorted(groups.items(), key=_order):
+  for (target, strategy, source, size, blocks), group in sorted(groups.items(), key=_order):
     row = {"target": target, "source": source or "baseline", "size": size, "blocks": blocks,
            "n": len(group), "seeds": sorted(r["seed"] for r in group)}
+    if strategy is not None:
+      row["strategy"] = strategy
     for m in METRICS:
       values = np.array([r[m] for r in group])
       row[f"{m}_mean"], row[f"{m}_ci95"] = stats.mean_ci(values)
@@ -85,8 +89,8 @@ def aggregate(records: Sequence[Mapping]) -> list[dict]:
 
 
 def _order(item):
-  (target, source, size, blocks), _ = item
-  return (target, size, source is not None, source or "", blocks)
+  (target, strategy, source, size, blocks), _ = item
+  return (target, size, source is not None, strategy or "", source or "", blocks)
 
 
 def write_csv(rows: Sequence[Mapping], path: Path) -> None:
@@ -96,6 +100,8 @@ def write_csv(rows: Sequence[Mapping], path: Path) -> None:
              "micro_f1_verdict", "macro_f1_gain", "macro_f1_gain_std", "macro_f1_gain_ci95",
              "macro_f1_p", "macro_f1_p_holm", "macro_f1_verdict", "majority_micro_f1",
              "majority_macro_f1", "best_epoch_mean"]
+  if any("strategy" in r for r in rows):
+    columns.insert(1, "strategy")
   out = io.StringIO()
   writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
   writer.writeheader()

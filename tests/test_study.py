@@ -1,0 +1,110 @@
+"""The strategy study's summary (xfer_jax/study.py) on a small fixture of records
+whose answers are known by construction."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from xfer_jax import results, stats, study
+
+SEEDS = range(5)
+NOISE = np.array([0.010, -0.004, 0.007, -0.012, 0.002])  # per seed, shared by every cell
+TIE = np.array([0.010, -0.012, 0.004, -0.006, 0.002])
+
+
+def _grid(root, strategy, pairs, blocks, baseline, **changes):
+  fields = {"train.num_seeds": 5, "train.max_epochs": 30, "train.patience": 5,
+            "model.bn_momentum": 0.9, "sweep.sizes": [20, 50], "sweep.pairs": pairs,
+            "sweep.blocks": blocks, "sweep.baseline": baseline,
+            "transfer.mode": strategy, **changes}
+  folder = root / strategy
+  folder.mkdir(parents=True)
+  return folder, results.claim_grid(folder, fields)
+
+
+def _records(folder, key, cells):
+  """cells: {(source, size, blocks): micro-F1 per seed}"""
+  rows = []
+  for (source, size, blocks), values in cells.items():
+    rows += [{"config_key": key, "target": "t", "source": source, "size": size,
+              "blocks": blocks, "seed": s, "micro_f1": float(v), "macro_f1": float(v) / 2,
+              "majority_micro_f1": 0.25, "majority_macro_f1": 0.1,
+              "epochs": 30 if source == "a" else 12, "best_epoch": 5, "num_classes": 4}
+             for s, v in zip(SEEDS, values)]
+  results.append(folder / "results.jsonl", rows)
+
+
+@pytest.fixture
+def root(tmp_path):
+  base = 0.5 + NOISE
+  pairs = ["a->t", "a+b->t"]
+  folder, key = _grid(tmp_path, "baseline", pairs, [], True)
+  _records(folder, key, {(None, 20, 0): base, (None, 50, 0): base + 0.1})
+  folder, key = _grid(tmp_path, "freeze", pairs, [1], False)
+  # from "a": +10 points at n = 20 on every seed, give or take 1; the pooled source: a
+  # tie with the baseline (TIE: -0.04 points on average, and a spread of 1)
+  jitter = np.array([0.01, -0.01, 0.0, 0.005, -0.005])
+  _records(folder, key, {("a", 20, 1): base + 0.10 + jitter, ("a+b", 20, 1): base + TIE,
+                         ("a", 50, 1): base + 0.1 - 0.2 + jitter})
+  folder, key = _grid(tmp_path, "spectral", pairs, [1], False, **{"transfer.branch": "spectral"})
+  _records(folder, key, {("a", 20, 1): base + 0.02 + jitter[::-1]})
+  folder, key = _grid(tmp_path, "temporal", pairs, [1], False, **{"transfer.branch": "temporal"})
+  _records(folder, key, {("a", 20, 1): base + 0.05 + jitter})
+  return tmp_path
+
+
+def test_summary_answers_each_question_from_the_records(root):
+  paths = study.write(root, root / "out")
+  text = (root / "out" / "summary.md").read_text()
+  records, grids = study.load(root)
+  assert sorted(grids) == ["baseline", "freeze", "spectral", "temporal"]
+  assert len(records) == 5 * 7
+  rows = {(r["strategy"], r["source"], r["size"]): r
+          for r in study.report.aggregate(records)}
+  win, loss = rows[("freeze", "a", 20)], rows[("freeze", "a", 50)]
+  assert win["micro_f1_gain"] == pytest.approx(0.10)
+  assert (win["micro_f1_verdict"], loss["micro_f1_verdict"]) == ("win", "loss")
+  assert rows[("freeze", "a+b", 20)]["micro_f1_verdict"] == ""
+  # the table's numbers are those of the records
+  assert "| t | 20 | 50.1 | freeze, a, k=1 | 60.1 | +10.0 ± 1.0 | " in text
+  assert "| t | 50 | 60.1 | freeze, a, k=1 | 40.1 | -20.0 ± 1.0 | " in text
+  freeze = re.search(r"\| freeze \| 3 \| (\d) \| (\d) \| 0 \| ([+-][\d.]+) \| 1 \| (\d+)/15 \|", text)
+  assert freeze.groups() == ("1", "1", "-3.3", "10")
+  # pooled source vs single: 10 points lower
+  (multi,) = study.multi_vs_single(study.seed_values(records))
+  assert (multi["pooled"], multi["single"]) == ("a+b", "a")
+  assert multi["diff"] == pytest.approx(np.mean(TIE - 0.1 - jitter_of(records)), abs=1e-12)
+  assert multi["verdict"] == "loss"
+  (branch,) = study.spectral_vs_temporal(study.seed_values(records))
+  assert branch["diff"] == pytest.approx(-0.03) and branch["verdict"] == "loss"
+  half = stats.mean_ci(TIE - 0.1 - np.array(jitter_of(records)))[1]
+  assert f"| t | 20 | freeze | 1 | a+b | a | -10.0 ± {100 * half:.1f} | " in text
+  assert "| baseline | 2 | 2 | 10 |" in text and "| freeze | 3 | 4 | 15 |" in text
+  csv_header = (root / "out" / "results.csv").read_text().splitlines()[0]
+  assert csv_header.startswith("target,strategy,source,size,blocks")
+  assert set(paths) == {"summary", "csv"}
+
+
+def jitter_of(records):
+  """The fixture's jitter: the freeze cell from 'a' at n = 20 minus 10 points and the baseline."""
+  by = {(r["strategy"], r["source"], r["size"], r["seed"]): r["micro_f1"] for r in records}
+  return [by[("freeze", "a", 20, s)] - by[("baseline", None, 20, s)] - 0.1 for s in SEEDS]
+
+
+def test_grids_that_differ_beyond_the_strategy_are_refused(root):
+  path = root / "spectral" / results.GRID_FILE
+  saved = json.loads(path.read_text())
+  saved["fields"]["model.bn_momentum"] = 0.99
+  path.write_text(json.dumps(saved))
+  with pytest.raises(study.StudyError, match=r"spectral.*model\.bn_momentum"):
+    study.load(root)
+
+
+def test_a_study_without_its_baseline_is_refused(root):
+  for path in (root / "baseline").iterdir():
+    path.unlink()
+  (root / "baseline").rmdir()
+  with pytest.raises(study.StudyError, match="no baseline records"):
+    study.load(root)

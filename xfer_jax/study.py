@@ -1,0 +1,264 @@
+"""A study of several transfer strategies, read from one grid per strategy.
+
+  ROOT/<strategy>/sweep.json, results*.jsonl   (launch/real_v2.sh writes them)
+  python -m launch.study --root=ROOT --out=DIR  # DIR/summary.md, DIR/results.csv
+
+Every grid of a study shares its targets, sizes, seeds and adaptation subsets (a
+strategy changes only config.transfer, sweep.blocks and sweep.baseline; anything
+else is refused by name), so seed s of any strategy's cell adapted on the same
+windows as seed s of the baseline, and every comparison is paired per seed.
+
+The questions, each answered with the paired t-test over seeds of xfer_jax/stats.py,
+Holm-corrected within its own family of comparisons:
+  transfer vs baseline      every transfer cell of every strategy (one family)
+  multi-source vs single    per strategy, target, size and k: the pooled source
+                            against each single source (sources named "a+b")
+  spectral vs temporal      per target, size, source: spectral-only transfer against
+                            temporal-only transfer at each k
+write() renders them as summary.md and results.csv from the records alone.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xfer_jax import report, results, stats
+from xfer_jax.console import format_markdown
+from xfer_jax.data.atomic import write_text
+
+BASELINE = "baseline"
+# the fields a strategy may change; every other grid field is shared by the study
+STRATEGY_FIELDS = ("transfer.", "sweep.blocks", "sweep.baseline")
+
+
+class StudyError(results.ResultsError):
+  """Strategy grids that cannot be compared; the message names the folder and field."""
+
+
+def load(root: str | os.PathLike) -> tuple[list[dict], dict[str, dict]]:
+  """(records tagged with their strategy, {strategy: grid fields}) of ROOT's grids."""
+  root = Path(root)
+  folders = sorted(p.parent for p in root.glob(f"*/{results.GRID_FILE}"))
+  if not folders:
+    raise StudyError(f"{root}: no <strategy>/{results.GRID_FILE} below it; expected one sweep "
+                     "workdir per strategy (launch/real_v2.sh)")
+  records, grids = [], {}
+  for folder in folders:
+    if not results.results_files(folder):
+      continue  # a grid that has not recorded a cell yet
+    grid_records, fields = results.load([folder])
+    grids[folder.name] = fields
+    records += [{**r, "strategy": folder.name} for r in grid_records]
+  if BASELINE not in grids:
+    raise StudyError(f"{root / BASELINE}: no baseline records; every comparison is against them")
+  shared = {s: {k: v for k, v in f.items() if not k.startswith(STRATEGY_FIELDS)}
+            for s, f in grids.items()}
+  for strategy, fields in shared.items():
+    if fields != shared[BASELINE]:
+      differences = results.describe_differences(fields, shared[BASELINE], (strategy, BASELINE))
+      raise StudyError(f"{root / strategy}: its grid differs from {root / BASELINE} in more than "
+                       f"the strategy ({differences})")
+  return records, grids
+
+
+def seed_values(records: Sequence[Mapping], metric: str = "micro_f1") -> dict[tuple, dict[int, float]]:
+  """{(strategy, target, source, size, blocks): {seed: value}}."""
+  out: dict[tuple, dict[int, float]] = collections.defaultdict(dict)
+  for r in records:
+    out[(r["strategy"], r["target"], r["source"], r["size"], r["blocks"])][r["seed"]] = r[metric]
+  return out
+
+
+def paired(a: Mapping[int, float], b: Mapping[int, float]) -> dict:
+  """a - b over their common seeds: mean, 95 % half-width, p (paired t)."""
+  seeds = sorted(set(a) & set(b))
+  diffs = [a[s] - b[s] for s in seeds]
+  mean, ci = stats.mean_ci(diffs) if diffs else (None, None)
+  return {"diff": mean, "ci95": ci, "p": stats.paired_p([a[s] for s in seeds],
+                                                         [b[s] for s in seeds]),
+          "seeds": len(seeds)}
+
+
+def corrected(rows: list[dict]) -> list[dict]:
+  """Holm's p and the verdict on rows from `paired` (one family)."""
+  for row, p in zip(rows, stats.holm([r["p"] for r in rows])):
+    row["p_holm"] = p
+    row["verdict"] = stats.verdict(row["diff"], p)
+  return rows
+
+
+def multi_vs_single(values: Mapping[tuple, Mapping[int, float]]) -> list[dict]:
+  """Per strategy, target, size and k: each pooled source against each single one."""
+  rows = []
+  for (strategy, target, source, size, blocks), pooled in values.items():
+    if source is None or "+" not in source:
+      continue
+    for (s2, t2, single, n2, k2), other in values.items():
+      if (s2, t2, n2, k2) == (strategy, target, size, blocks) and single and "+" not in single:
+        rows.append({"strategy": strategy, "target": target, "size": size, "blocks": blocks,
+                     "pooled": source, "single": single, **paired(pooled, other)})
+  return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["strategy"], r["blocks"])))
+
+
+def spectral_vs_temporal(values: Mapping[tuple, Mapping[int, float]]) -> list[dict]:
+  """Per target, size, source and temporal k: spectral-only minus temporal-only."""
+  rows = []
+  for (strategy, target, source, size, _), spectral in values.items():
+    if strategy != "spectral":
+      continue
+    for (s2, t2, src2, n2, k2), temporal in values.items():
+      if s2 == "temporal" and (t2, src2, n2) == (target, source, size):
+        rows.append({"target": target, "source": source, "size": size, "temporal_blocks": k2,
+                     **paired(spectral, temporal)})
+  return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["source"],
+                                               r["temporal_blocks"])))
+
+
+def _pts(value: float | None, ci: float | None = None) -> str:
+  if value is None:
+    return ""
+  return f"{100 * value:+.1f}" + (f" ± {100 * ci:.1f}" if ci is not None else "")
+
+
+def _cell(row: Mapping) -> str:
+  return f"{row['strategy']}, {row['source']}, k={row['blocks']}"
+
+
+def best_per_target_size(rows: Sequence[Mapping]) -> list[dict]:
+  """The strategy cell with the highest mean micro-F1 per target and size."""
+  out = []
+  for (target, size), group in _by(rows, "target", "size").items():
+    base = [r for r in group if r["source"] == BASELINE]
+    transfer = [r for r in group if r["source"] != BASELINE]
+    if not base or not transfer:
+      continue
+    best = max(transfer, key=lambda r: r["micro_f1_mean"])
+    out.append({"target": target, "size": size,
+                "baseline": f"{100 * base[0]['micro_f1_mean']:.1f}",
+                "best cell": _cell(best), "micro_f1": f"{100 * best['micro_f1_mean']:.1f}",
+                "gain (95% CI)": _pts(best["micro_f1_gain"], best["micro_f1_gain_ci95"]),
+                "p (Holm)": _p(best["micro_f1_p_holm"]), "verdict": best["micro_f1_verdict"]})
+  return out
+
+
+def per_strategy(rows: Sequence[Mapping], records: Sequence[Mapping], grids: Mapping) -> list[dict]:
+  """Per strategy: cells, significant wins and losses, mean gain, records at the epoch cap."""
+  out = []
+  for strategy, group in _by([r for r in rows if r["source"] != BASELINE], "strategy").items():
+    verdicts = [r["micro_f1_verdict"] for r in group]
+    cap = grids[strategy]["train.max_epochs"]
+    mine = [r for r in records if r["strategy"] == strategy]
+    out.append({"strategy": strategy, "cells": len(group),
+                "wins": verdicts.count("win"), "losses": verdicts.count("loss"),
+                "untested": sum(r["micro_f1_p"] is None for r in group),
+                "mean gain": _pts(float(np.mean([r["micro_f1_gain"] for r in group]))),
+                "gain > 0": sum(r["micro_f1_gain"] > 0 for r in group),
+                "records at the epoch cap": f"{sum(r['epochs'] >= cap for r in mine)}/{len(mine)}"})
+  return out
+
+
+def _by(rows: Sequence[Mapping], *keys: str) -> dict[tuple, list[Mapping]]:
+  out: dict[tuple, list[Mapping]] = collections.defaultdict(list)
+  for r in rows:
+    out[tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]]].append(r)
+  return dict(out)
+
+
+def _p(p: float | None) -> str:
+  return "" if p is None else f"{p:.3g}"
+
+
+def _paired_table(rows: Sequence[Mapping], columns: Sequence[str]) -> list[dict]:
+  return [{**{c: r[c] for c in columns}, "difference (95% CI)": _pts(r["diff"], r["ci95"]),
+           "p (Holm)": _p(r["p_holm"]), "verdict": r["verdict"]} for r in rows]
+
+
+def _verdict_count(rows: Sequence[Mapping]) -> str:
+  verdicts = [r["verdict"] for r in rows]
+  positive = sum(r["diff"] is not None and r["diff"] > 0 for r in rows)
+  return (f"{len(rows)} comparisons: the first is higher in {positive}; significant "
+          f"({stats.CORRECTION}-corrected, alpha {stats.ALPHA}): {verdicts.count('win')} higher, "
+          f"{verdicts.count('loss')} lower")
+
+
+def coverage(rows: Sequence[Mapping], grids: Mapping[str, Mapping]) -> list[dict]:
+  """Per strategy: cells recorded with every seed, of the cells its grid declares."""
+  out = []
+  for strategy, fields in grids.items():
+    targets = {p.split("->")[1] for p in fields["sweep.pairs"]}
+    declared = len(fields["sweep.sizes"]) * (
+        len(fields["sweep.pairs"]) * len(fields["sweep.blocks"])
+        + (len(targets) if fields["sweep.baseline"] else 0))
+    mine = [r for r in rows if r.get("strategy") == strategy]
+    complete = sum(r["n"] >= fields["train.num_seeds"] for r in mine)
+    out.append({"strategy": strategy, "cells complete": complete, "cells declared": declared,
+                "records": sum(r["n"] for r in mine)})
+  return out
+
+
+def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping]) -> tuple[str, list[dict]]:
+  rows = report.aggregate(records)
+  values = seed_values(records)
+  base = grids[BASELINE]
+  transfer_rows = [r for r in rows if r["source"] != BASELINE]
+  wins = sum(r["micro_f1_verdict"] == "win" for r in transfer_rows)
+  losses = sum(r["micro_f1_verdict"] == "loss" for r in transfer_rows)
+  multi, spectral = multi_vs_single(values), spectral_vs_temporal(values)
+  classes = {r["target"]: r["num_classes"] for r in records}
+  lines = [
+      "# Transfer strategies, sources and branches against the baseline",
+      "", "Generated by `python -m launch.study` from the records below this folder; every "
+      "number here is recomputed from them.", "",
+      f"{len(records)} records in {len(rows)} cells; seeds per cell {base['train.num_seeds']}; "
+      f"sizes {base['sweep.sizes']}; targets "
+      + ", ".join(f"{t} ({c} classes)" for t, c in sorted(classes.items()))
+      + f"; at most {base['train.max_epochs']} epochs, patience {base['train.patience']}; "
+      f"batch-norm momentum {base['model.bn_momentum']}.", "",
+      "Micro-F1 in %; a gain is the mean of the per-seed differences against the baseline "
+      "on the same windows, in points, ± the half-width of its 95 % t-interval. Significant "
+      f"= paired t over seeds, {stats.CORRECTION}-corrected within the question's family, "
+      f"p < {stats.ALPHA}.", "",
+      "## What has run", "", format_markdown(coverage(rows, grids)), "",
+      "## Transfer against the baseline", "",
+      f"**{wins} significant wins and {losses} significant losses among {len(transfer_rows)} "
+      f"transfer cells** ({sum(r['micro_f1_p'] is not None for r in transfer_rows)} tested; "
+      "one family).", "",
+      format_markdown(per_strategy(rows, records, grids)), "",
+      "### The best cell per target and size", "",
+      format_markdown(best_per_target_size(rows)), ""]
+  if multi:
+    lines += ["## Multi-source pretraining against a single source", "",
+              _verdict_count(multi) + " (pooled minus single).", "",
+              format_markdown(_paired_table(multi, ("target", "size", "strategy", "blocks",
+                                                    "pooled", "single"))), ""]
+  if spectral:
+    lines += ["## Spectral against temporal transfer", "",
+              _verdict_count(spectral) + " (spectral-only minus temporal-only).", "",
+              format_markdown(_paired_table(spectral, ("target", "size", "source",
+                                                       "temporal_blocks"))), ""]
+  by_target = _by(transfer_rows, "target")
+  lines += ["## Per target: classes and what transfer did", "",
+            format_markdown([{"target": t, "classes": classes[t], "cells": len(g),
+                              "wins": sum(r["micro_f1_verdict"] == "win" for r in g),
+                              "losses": sum(r["micro_f1_verdict"] == "loss" for r in g),
+                              "mean gain": _pts(float(np.mean([r["micro_f1_gain"] for r in g])))}
+                             for t, g in sorted(by_target.items())]), ""]
+  return "\n".join(lines), rows
+
+
+def write(root: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, str]:
+  """out_dir/summary.md and out_dir/results.csv (a row per strategy's cell)."""
+  records, grids = load(root)
+  text, rows = summary_markdown(records, grids)
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  paths = {"summary": out / "summary.md", "csv": out / "results.csv"}
+  write_text(paths["summary"], text)
+  report.write_csv(rows, paths["csv"])
+  return {k: str(v) for k, v in paths.items()}
+
