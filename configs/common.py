@@ -13,13 +13,23 @@ def data_config() -> ConfigDict:
       rate_hz=25.0,
       window_s=4.0,
       step_s=2.0,
-      label_rule="majority",  # or "center"
+      # a window's class: "majority" (dropped samples count as a class), "center", or
+      # "labelled_majority" (gesture datasets: xfer_jax/data/preprocess.py)
+      label_rule="majority",
+      min_labelled=0.5,  # labelled_majority: the labelled share a window needs
       max_interp_gap_s=0.5,  # NaN runs up to this long are interpolated, longer ones cut
       split_rule="auto",  # subject split with >= 3 subjects, else by activity occurrence
       split_fractions=(0.4, 0.1, 0.5),
       split_seed=0,
       cache_dir="",  # "" = $XFER_JAX_CACHE or ~/.cache/xfer_jax
       data_dir="",  # "" = $XFER_JAX_DATA_DIR; where the real datasets' files are
+      # your own datasets, by name: {name: {reader, path, options, preprocess}}
+      # (xfer_jax/data/registry.py; configs/own.py declares one interchange file)
+      datasets={},
+      check_units=True,  # a recording whose median |a| is far from 1 g is an error
+      # a class whose every window the window length (or label rule) loses from the
+      # train or test split is an error, unless this is set
+      allow_lost_classes=False,
   ))
 
 

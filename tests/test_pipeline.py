@@ -33,7 +33,7 @@ def test_interrupted_cache_write_leaves_nothing(data_config, tmp_path, monkeypat
 
 
 def test_unknown_dataset_lists_known(data_config):
-  with pytest.raises(DataError, match=r"unknown dataset 'pamap3'; known datasets: \[.*'pamap2'"):
+  with pytest.raises(DataError, match=r"unknown dataset 'pamap3'; built-in datasets: \[.*'pamap2'"):
     prepare("pamap3", data_config)
 
 

@@ -55,6 +55,7 @@ def science_fields(config: Mapping | object) -> dict[str, object]:
   fields = flat_fields({k: v for k, v in tree.items() if k != "runtime"})
   if "runtime" not in tree:
     fields = upgrade_fields(fields)
+  fields = with_added_fields(fields)
   return {k: v for k, v in sorted(fields.items()) if k not in LOCATION_FIELDS}
 
 
@@ -67,6 +68,16 @@ def grid_fields(config) -> dict[str, object]:
 # run settings that lived in config.train before config.runtime
 _FORMER_TRAIN_RUNTIME = ("epoch_loop", "seed_chunk", "num_devices", "batch_devices",
                          "eval_batch_size", "checkpoint_every")
+
+
+# fields added since GRID_FORMAT 2, with the value that reproduces what a config
+# saved before them computed: a saved grid without them is the same grid
+ADDED_FIELDS = {"data.min_labelled": 0.5, "data.check_units": True,
+                "data.allow_lost_classes": False}
+
+
+def with_added_fields(fields: Mapping[str, object]) -> dict[str, object]:
+  return {**ADDED_FIELDS, **fields}
 
 
 def upgrade_fields(fields: Mapping[str, object]) -> dict[str, object]:
@@ -103,7 +114,7 @@ def grid_key(workdir: Path, fields: Mapping[str, object]) -> str | None:
   saved = read_grid(workdir)
   if saved is None:
     return None
-  saved_fields = saved["fields"]
+  saved_fields = with_added_fields(saved["fields"])
   if saved.get("format", 1) < GRID_FORMAT:
     saved_fields = upgrade_fields(saved_fields)
   if saved_fields != dict(fields):
@@ -204,12 +215,13 @@ def load(paths: Iterable[str | os.PathLike]) -> tuple[list[dict], dict]:
         if keys - {saved["config_key"]}:
           raise ResultsError(f"{path}: records with config keys {sorted(map(str, keys))} beside "
                              f"{path.parent / GRID_FILE} (key {saved['config_key']})")
+        fields = with_added_fields(saved["fields"])
         if grid is None:
-          grid, grid_source = saved["fields"], path.parent / GRID_FILE
-        elif saved["fields"] != grid:
+          grid, grid_source = fields, path.parent / GRID_FILE
+        elif fields != grid:
           raise ResultsError(
               f"{path}: from a different grid config than {grid_source} ("
-              f"{describe_differences(grid, saved['fields'], (str(grid_source), str(path)))})")
+              f"{describe_differences(grid, fields, (str(grid_source), str(path)))})")
       records.extend(file_records)
   keys = {r.get("config_key") for r in records}
   if len(keys) > 1:

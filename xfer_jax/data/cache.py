@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from xfer_jax.data.atomic import atomic_path
+from xfer_jax.data.atomic import atomic_path, write_text
 
-CACHE_VERSION = 1  # bump when preprocessing changes what it computes
+CACHE_VERSION = 2  # bump when preprocessing changes what it computes
 
 
 def cache_key(config: dict[str, Any]) -> str:
@@ -40,3 +40,46 @@ def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
   with atomic_path(path, suffix=".npz") as tmp:
     with open(tmp, "wb") as f:
       np.savez(f, **arrays)
+
+
+FINGERPRINTS = "fingerprints.json"
+
+
+def fingerprint(path: Path, memo_dir: Path) -> str:
+  """A digest of the contents of `path` (a file, or every file below a folder, by
+  relative name). Each file's sha256 is remembered in memo_dir/fingerprints.json
+  under its size and modification time, so an unchanged file is read once; a
+  missing path is left to the reader to report."""
+  if not path.exists():
+    return "missing"
+  files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+  memo_path = memo_dir / FINGERPRINTS
+  try:
+    memo = json.loads(memo_path.read_text())
+  except (OSError, ValueError):
+    memo = {}
+  digest, changed = hashlib.sha256(), False
+  for file in files:
+    stat = file.stat()
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    key = str(file.resolve())
+    if memo.get(key, {}).get("stamp") != stamp:
+      memo[key] = {"stamp": stamp, "sha256": _sha256(file)}
+      changed = True
+    name = file.name if file == path else file.relative_to(path).as_posix()
+    digest.update(f"{name}\0{memo[key]['sha256']}\n".encode())
+  if changed:
+    try:
+      memo_dir.mkdir(parents=True, exist_ok=True)
+      write_text(memo_path, json.dumps(memo))
+    except OSError:  # a read-only cache folder: the digests are computed again next time
+      pass
+  return digest.hexdigest()[:16]
+
+
+def _sha256(file: Path) -> str:
+  h = hashlib.sha256()
+  with open(file, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()

@@ -1,0 +1,47 @@
+"""A plausibility check of units: a wrist accelerometer at rest or in daily motion
+measures gravity, so the median |a| of a recording is near 1 g.
+
+A file in m/s^2 labelled as g reads ~9.8 "g", raw int16 counts read hundreds, a
+zero scale reads 0: each would train without complaint on garbage. Datasets whose
+acceleration has gravity removed (linear acceleration) fail this check by design:
+set config.data.check_units=False for them (or "check_units": False in their
+entry's preprocess).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from xfer_jax.data.recording import DataError, RawDataset
+
+# median |a| of a recording, in g: real recordings span 0.5-2.3 g (vigorous jumping
+# in Berkeley MHAD), unit mistakes are a factor of ~10 or more away (m/s^2: 9.8)
+PLAUSIBLE_G = (0.3, 4.0)
+_CONVERSION = {"interchange": "the file's to_g_scale and to_g_offset keys"}
+
+
+def median_g(acc_Tx3: np.ndarray) -> float:
+  norm = np.linalg.norm(acc_Tx3, axis=1)
+  norm = norm[np.isfinite(norm)]
+  return float(np.median(norm)) if len(norm) else float("nan")
+
+
+def check(raw: RawDataset, entry: Mapping) -> None:
+  """An error naming the dataset's file, the implausible recordings and the
+  conversion to g to check, where a recording's median |a| is outside PLAUSIBLE_G."""
+  low, high = PLAUSIBLE_G
+  bad = [(r.recording_id, median_g(r.acc_Tx3)) for r in raw.recordings]
+  bad = [(rid, g) for rid, g in bad if not low <= g <= high]
+  if not bad:
+    return
+  shown = ", ".join(f"{rid}: {g:.3g} g" for rid, g in bad[:5])
+  more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+  conversion = _CONVERSION.get(entry["reader"], f"the {entry['reader']} reader's conversion to g")
+  raise DataError(
+      f"{entry.get('path') or entry['name']}: {len(bad)} of {len(raw.recordings)} recording(s) "
+      f"have a median |acceleration| outside {low}-{high} g ({shown}{more}); a worn "
+      f"accelerometer reads about 1 g of gravity. Check {conversion} (m/s^2 need a scale of "
+      f"1/9.80665, raw counts the sensor's counts per g), or set config.data.check_units=False "
+      "if gravity was removed from this data")
