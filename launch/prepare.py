@@ -1,6 +1,13 @@
 """Prepares datasets (windows, splits, cache) and prints what each holds.
 
   python -m launch.prepare --config=configs/demo.py [--datasets=syn_skoda,syn_jsifos]
+  python -m launch.prepare --config=configs/own.py:PATH/mine.npz --config.data.data_dir=DATA
+
+recordings: as read; pieces: after the gap policy's cuts. lost_<split>: pieces of
+the split too short for one window, and classes whose every window the window
+length lost (an error for train and test unless config.data.allow_lost_classes).
+Datasets are named as config.datasets does: built in, or declared in
+config.data.datasets.
 """
 
 from absl import flags
@@ -14,9 +21,9 @@ from xfer_jax.data import prepare
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
 _DATASETS = flags.DEFINE_list("datasets", None, "datasets to prepare (default: config.datasets)")
 
-COLUMNS = ("dataset", "recordings", "hours", "classes", "split_rule", "windows_train",
+COLUMNS = ("dataset", "recordings", "pieces", "hours", "classes", "split_rule", "windows_train",
            "windows_val", "windows_test", "subjects_train", "subjects_val", "subjects_test",
-           "majority_class", "majority_micro_f1")
+           "majority_class", "majority_micro_f1", "lost_train", "lost_val", "lost_test")
 
 
 def main(argv):

@@ -78,6 +78,29 @@ def test_pamap2_documented_format(tmp_path):
   assert (classes[:300] == -1).all() and ds.spec.class_names[classes[400]] == "walking"
 
 
+def test_pamap2_timestamp_jumps_cut_the_recording(tmp_path):
+  from xfer_jax.data import preprocess
+  table = np.concatenate([_pamap2_rows(800, 4), _pamap2_rows(800, 4)])
+  table[800:, 0] += 30.0  # 30 s left out between the two halves
+  np.savetxt(tmp_path / "subject101.dat", table, fmt="%.6f")
+  (rec,) = pamap2.read(tmp_path).recordings
+  pieces = preprocess.apply_gap_policy(rec, max_interp_gap_s=0.5)
+  assert [p.num_samples for p in pieces] == [800, 800]
+
+
+def test_a_regular_30hz_stream_is_anti_aliased():
+  """OPPORTUNITY's ~30 Hz timestamps: a 14 Hz tone (above 25 Hz's Nyquist) must not
+  alias into the 25 Hz signal; it would keep most of its amplitude at 11 Hz."""
+  from xfer_jax.data import preprocess
+  from xfer_jax.data.recording import Recording
+  t = np.arange(3000) / 30.0 + np.random.default_rng(0).uniform(-1e-3, 1e-3, 3000)
+  acc = np.stack([np.sin(2 * np.pi * 14.0 * t), np.zeros_like(t), np.ones_like(t)], -1)
+  rec = Recording(acc.astype(np.float32), np.zeros(3000, np.int32), 1, "opp", 30.0, "g", t - t[0])
+  out, _ = preprocess.resample(rec, np.zeros(3000, np.int32), 25.0)
+  amplitude = np.sqrt(2) * np.sqrt(np.mean(out[200:-200, 0] ** 2))
+  assert amplitude < 0.1  # splined straight onto the 25 Hz grid: about 0.7
+
+
 def test_pamap2_missing_column(tmp_path):
   np.savetxt(tmp_path / "subject101.dat", _pamap2_rows(10, 1)[:, :20], fmt="%.3f")
   with pytest.raises(DataError, match=r"subject101.dat, line 1: 20 columns, expected at least 54"):
@@ -129,6 +152,33 @@ def test_skoda_mat(tmp_path):
     skoda.read(tmp_path / "other.mat")
 
 
+def test_skoda_short_gestures_label_windows_under_the_preset(data_config, tmp_path):
+  """1.5 s gestures between 3 s of null (dropped), as in Skoda: the preset's
+  labelled-majority rule labels windows with them, the majority rule none."""
+  from xfer_jax.data import prepare
+  rate, rng = 98.0, np.random.default_rng(0)
+  rows = []
+  for _ in range(8):
+    for gesture in range(48, 58):
+      for label, seconds in ((32, 3.0), (gesture, 1.5)):
+        n = int(seconds * rate)
+        block = np.zeros((n, 71))
+        block[:, 0] = label
+        block[:, 1::7] = np.arange(1, 11)
+        block[:, 2:5] = [0.0, 0.0, 1000.0] + 100 * rng.normal(size=(n, 3))
+        rows.append(block)
+  folder = tmp_path / "SkodaMiniCP"
+  folder.mkdir()
+  scipy.io.savemat(folder / "right_classall_clean.mat", {"right_classall_clean": np.concatenate(rows)})
+  data_config.data_dir = str(tmp_path)
+  skoda_windows = prepare("skoda", data_config)
+  assert skoda_windows.num_classes == 10 and len(skoda_windows.splits["train"]) >= 30
+  data_config.datasets = {"skoda_majority": {
+      "reader": "skoda", "path": "SkodaMiniCP", "preprocess": {"label_rule": "majority"}}}
+  with pytest.raises(DataError, match="no windows in split"):
+    prepare("skoda_majority", data_config)
+
+
 def test_interchange_real_file_and_round_trip(tmp_path):
   ds = interchange.read(shared_file("berkeley_mhad_wrist.npz"), clip_g=2.0)
   assert len({r.subject for r in ds.recordings}) == 12
@@ -154,7 +204,7 @@ def test_interchange_bad_inputs(tmp_path):
   with pytest.raises(DataError, match="no such interchange file"):
     interchange.read(tmp_path / "absent.npz")
   (tmp_path / "text.npz").write_text("hello")
-  with pytest.raises(DataError, match="not an interchange .npz"):
+  with pytest.raises(DataError, match="not a readable interchange .npz"):
     interchange.read(tmp_path / "text.npz")
   np.savez(tmp_path / "partial.npz", n_recordings=1, label_names=np.array(["", "a"]))
   with pytest.raises(DataError, match=r"missing key\(s\) \['sampling_rate_hz'"):

@@ -192,8 +192,10 @@ def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pret
       [sys.executable, "-m", "launch.prepare", "--config=configs/smoke.py", f"--datasets={target}",
        f"--config.data.cache_dir={config.data.cache_dir}"],
       cwd=REPO, capture_output=True, text=True, timeout=300, check=True).stdout
+  header = next(line for line in printed.splitlines() if line.startswith("dataset"))
   row = next(line for line in printed.splitlines() if line.startswith(target))
-  assert row.split()[-1] == f"{expected:.3f}"
+  start = header.index("majority_micro_f1")
+  assert row[start:start + len("majority_micro_f1")].strip() == f"{expected:.3f}"
 
 
 def test_cells_run_while_another_task_trains_their_source(smoke_config, pretrained, tmp_path):

@@ -220,3 +220,32 @@ def test_a_killed_lp_ft_run_resumes_in_its_phase(smoke_config, pretrained, tmp_p
     if name == "result.json":
       whole, killed = (json.loads(t)["per_seed"] for t in (whole, killed))
     assert killed == whole, name
+
+
+def test_transfer_across_window_lengths_names_both_and_the_modes_that_work(
+    smoke_config, pretrained, tmp_path):
+  config = smoke_config.copy_and_resolve_references()
+  config.data.window_s, config.data.step_s = 2.0, 1.0  # the source saw 4 s windows
+  config.transfer.blocks = 1
+  config.train.max_epochs = 1
+  with pytest.raises(TransferError, match=r"4.0 s windows \(100 samples.*this target 2.0 s "
+                                          r"\(50 samples\).*freeze_k_init_rest"):
+    experiment.adapt(config, None, pretrained, progress=False)
+  config.transfer.mode = "freeze_k_init_rest"  # copies convolutions only: it works
+  summary = experiment.adapt(config, None, pretrained, progress=False)
+  assert len(summary["per_seed"]) == config.train.num_seeds
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("train.num_seeds", 0, r"config.train.num_seeds=0: expected an integer >= 1"),
+    ("train.batch_size", 0, r"config.train.batch_size=0: expected an integer >= 1"),
+    ("data.window_s", 1.0, r"spectral_window=32 samples is longer than a window "
+                           r"\(config.data.window_s=1.0 s at 25.0 Hz = 25 samples\)"),
+    ("adapt.size", 100000, r"adaptation size 100000 .* larger than 'syn_smoke_b'"),
+])
+def test_out_of_range_fields_are_named_before_any_work(smoke_config, field, value, match):
+  config = smoke_config.copy_and_resolve_references()
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=match):
+    experiment.adapt(config, None, None, progress=False)

@@ -41,6 +41,28 @@ def build_model(model_config: Mapping, num_classes: int, rate_hz: float,
                         for k, v in dict(model_config).items()})
 
 
+class ConfigError(UserError, ValueError):
+  """A config value out of its range; the message names the field and what it needs."""
+
+
+def check_config(config) -> None:
+  """The training and model fields a run reads, each in its range, before any work."""
+  tc, mc = config.train, config.model
+  for field, value in (("num_seeds", tc.num_seeds), ("batch_size", tc.batch_size),
+                       ("max_epochs", tc.max_epochs)):
+    if not isinstance(value, int) or value < 1:
+      raise ConfigError(f"config.train.{field}={value!r}: expected an integer >= 1")
+  if tc.patience < 0:
+    raise ConfigError(f"config.train.patience={tc.patience}: expected >= 0 (0 = no early stopping)")
+  window = window_samples(config.data)
+  if mc.spectral_window > window:
+    raise ConfigError(
+        f"config.model.spectral_window={mc.spectral_window} samples is longer than a window "
+        f"(config.data.window_s={config.data.window_s} s at {config.data.rate_hz} Hz = {window} "
+        f"samples): the spectral branch would see no frame. Set model.spectral_window <= "
+        f"{window} (and model.spectral_hop below it), or lengthen data.window_s")
+
+
 def seeds(config) -> list[int]:
   """The run's seeds: seed s of a run is config.train.seed + s."""
   return [config.train.seed + s for s in range(config.train.num_seeds)]
@@ -92,6 +114,7 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
   keys) builds the initial state (transfer).
   workdir=None trains in memory only (a sweep's cells: their records are the output)."""
   tc = config.train
+  check_config(config)
   check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1)
   runner = runner or build_runner(config, prepared.num_classes)
   keys, run_seeds = seed_keys(tc.seed, tc.num_seeds), seeds(config)
@@ -250,8 +273,13 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   s mod (source seeds). capacity: pad the subset to this many rows, so that every
   size of a sweep shares one compilation (sizes under one batch: see Batches.create)."""
   tc = config.train
+  check_config(config)
   prepared = prepared or prepare(config.target, config.data)
-  size = min(size or config.adapt.size, len(prepared.splits["train"]))
+  size = size or config.adapt.size
+  if size > len(prepared.splits["train"]):
+    raise DataError(f"adaptation size {size} (config.adapt.size) is larger than {prepared.name!r}'s "
+                    f"train split ({len(prepared.splits['train'])} windows); a sweep caps its sizes "
+                    "to the smallest train split (xfer_jax/sweep.py)")
   rows = adaptation_rows(prepared.splits["train"].y_N, size, config.adapt.subset_seed,
                          tc.num_seeds)
   if source is None and source_dir is not None:
@@ -287,7 +315,13 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
     seed_map = np.arange(tc.num_seeds) % num_src
     first = lambda tree: jax.tree.map(lambda a: a[0], tree)
     # check the fit on one seed, so errors show the model's own shapes
-    transfer.merge(abstract["params"], first(src_params), labels)
+    try:
+      transfer.merge(abstract["params"], first(src_params), labels)
+    except transfer.TransferError as e:
+      clearer = _window_mismatch(source[2], config, e)
+      if clearer is None:
+        raise
+      raise clearer from e
     transfer.merge(abstract["batch_stats"], first(src_stats), stats_labels, "batch stats")
   workdir = None if workdir is None else Path(workdir)
   state = None
@@ -306,6 +340,24 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
                                          phase_stats, state),
         extra_meta=extra, progress=progress, return_state=True)
   return summary
+
+
+def _window_mismatch(source_meta: Mapping, config, error: Exception) -> Exception | None:
+  """A clearer error where the copy failed because the windows differ in length (the
+  dense layers' input grows with it); None where they do not."""
+  source_data = source_meta.get("config", {}).get("data", {})
+  if not source_data:
+    return None
+  source_window, window = window_samples(source_data), window_samples(config.data)
+  if source_window == window:
+    return None
+  return transfer.TransferError(
+      f"the source model saw {source_data['window_s']} s windows ({source_window} samples at "
+      f"{source_data['rate_hz']} Hz), this target {config.data.window_s} s ({window} samples): "
+      f"mode {config.transfer.mode!r} copies the dense layers, whose input size follows the "
+      "window length. Modes that copy only the convolutions work across window lengths: "
+      "freeze_k_init_rest, or transfer.branch='temporal' / 'spectral'. "
+      f"({error})")
 
 
 def _start(source, seed_map, labels, stats_labels, previous):

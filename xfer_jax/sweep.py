@@ -268,7 +268,8 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
       cell = pending.popleft()
       if cell.source is not None and cell.source not in sources:
         # While another task trains this source, run the cells that do not need it.
-        source = source_model(config, workdir, cell.source, wait=deferred > len(pending))
+        source = source_model(config, workdir, cell.source, wait=deferred > len(pending),
+                              progress=bar is not None)
         if source is None:
           pending.append(cell)
           deferred += 1

@@ -130,13 +130,18 @@ def make_windows(acc_Tx3: np.ndarray, classes_T: np.ndarray, window: int, step: 
     labelled_majority  the most frequent class among the labelled samples, where
                        they fill at least min_labelled of the window: for gesture
                        datasets, whose 1-2 s gestures sit inside dropped null
-                       stretches (registry.py: Skoda)
+                       stretches (registry.py: Skoda); the last window of a piece
+                       then ends flush with it
   """
   if label_rule not in LABEL_RULES:
     raise ValueError(f"unknown label_rule {label_rule!r}; expected one of {LABEL_RULES}")
   if len(acc_Tx3) < window:
     return np.zeros((0, window, 3), np.float32), np.zeros((0,), np.int32)
   starts = np.arange(0, len(acc_Tx3) - window + 1, step)
+  if label_rule == "labelled_majority" and starts[-1] != len(acc_Tx3) - window:
+    # one more window flush with the piece's end: an occurrence split's piece ends
+    # with its gesture (the null before it attached), which the step may straddle
+    starts = np.r_[starts, len(acc_Tx3) - window]
   x = np.lib.stride_tricks.sliding_window_view(acc_Tx3, window, axis=0)[starts]
   x = np.ascontiguousarray(np.swapaxes(x, 1, 2))
   labels = np.lib.stride_tricks.sliding_window_view(classes_T, window)[starts]

@@ -35,11 +35,11 @@ DATASETS: dict[str, dict] = {
     "opportunity": {"reader": "opportunity", "path": "OpportunityUCIDataset/dataset",
                     "options": {}},
     # Skoda's gestures last 1-3 s between null stretches (dropped): with the majority
-    # rule a 4 s window is mostly null, and 99 s of gestures gave 7 windows. The
+    # rule a 4 s window is mostly null and a 1.5 s gesture never labels one. The
     # labelled-majority rule labels a window by its gestures' samples when they fill
-    # at least data.min_labelled of it (preprocess.make_windows)
+    # at least a quarter of it (1 s of 4 s; preprocess.make_windows)
     "skoda": {"reader": "skoda", "path": "SkodaMiniCP/right_classall_clean.mat", "options": {},
-              "preprocess": {"label_rule": "labelled_majority"}},
+              "preprocess": {"label_rule": "labelled_majority", "min_labelled": 0.25}},
     # JSI-FOS is not public: bring it as an interchange file (50 Hz, 8 classes)
     "jsi_fos": {"reader": "interchange", "path": "jsi_fos.npz", "options": {"name": "jsi_fos"}},
     # real wrist datasets available as interchange files (see shared/data/README.md)

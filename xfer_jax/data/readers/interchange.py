@@ -8,7 +8,9 @@ session_<i>, optional t_ms_<i>; metadata: n_recordings, label_names (index = id,
 from __future__ import annotations
 
 import os
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,33 +34,78 @@ def read(path: str | os.PathLike, name: str | None = None, *, use_timestamps: bo
   if not path.is_file():
     raise DataError(f"{path}: no such interchange file")
   try:
-    z = np.load(path, allow_pickle=False)
-  except (OSError, ValueError, zipfile.BadZipFile) as e:
-    raise DataError(f"{path}: not an interchange .npz ({e})") from e
-  with z:
-    missing = [k for k in _REQUIRED if k not in z.files]
-    if missing:
-      raise DataError(f"{path}: missing key(s) {missing}; an interchange file has {list(_REQUIRED)}")
-    label_names = {i: str(n) for i, n in enumerate(z["label_names"]) if str(n)}
-    scale, offset = float(z["to_g_scale"]), float(z["to_g_offset"])
-    rate = float(z["sampling_rate_hz"])
-    units = str(z["units"]) if "units" in z.files else "g"
-    recordings = []
-    for i in range(int(z["n_recordings"])):
-      for key in (f"acc_{i}", f"label_{i}", f"subject_{i}"):
-        if key not in z.files:
-          raise DataError(f"{path}: missing key {key!r} (n_recordings = {int(z['n_recordings'])})")
-      acc = z[f"acc_{i}"].astype(np.float64) * scale + offset
-      if clip_g is not None:
-        acc = np.clip(acc, -clip_g, clip_g)
-      t_s = None
-      if use_timestamps and f"t_ms_{i}" in z.files:
-        t_s = z[f"t_ms_{i}"].astype(np.float64) / 1000.0
-      session = str(z[f"session_{i}"]) if f"session_{i}" in z.files else str(i)
-      recordings.append(Recording(
-          acc_Tx3=acc.astype(np.float32), labels_T=z[f"label_{i}"].astype(np.int32),
-          subject=int(z[f"subject_{i}"]), recording_id=f"{path.name}:{session}",
-          rate_hz=rate, source_units=units, t_s=t_s))
+    with np.load(path, allow_pickle=False) as z:
+      return _read(z, path, name, use_timestamps, clip_g, spec_options)
+  except DataError:
+    raise
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, tokenize.TokenError,
+          SyntaxError) as e:  # a damaged member: numpy's header parser or zlib fails
+    raise DataError(f"{path}: not a readable interchange .npz ({type(e).__name__}: {e})") from e
+
+
+def _scalar(z, key: str, path: Path, kind: type, check=None, expected: str = ""):
+  """z[key] as one `kind` value; anything else is an error naming the key."""
+  value = z[key]
+  try:
+    if value.shape != () and value.size != 1:
+      raise ValueError(f"shape {value.shape}")
+    value = kind(value.reshape(()).item())
+  except (ValueError, TypeError) as e:
+    raise DataError(f"{path}: key {key!r} holds {z[key].tolist()!r}: expected one "
+                    f"{expected or kind.__name__}") from e
+  if check is not None and not check(value):
+    raise DataError(f"{path}: key {key!r} = {value!r}: expected {expected}")
+  return value
+
+
+def _numeric(z, key: str, path: Path, shape: str) -> np.ndarray:
+  array = z[key]
+  if array.dtype.kind not in "iufb":
+    raise DataError(f"{path}: key {key!r} has dtype {array.dtype}: expected numbers, {shape}")
+  return array
+
+
+def _read(z, path: Path, name, use_timestamps, clip_g, spec_options) -> RawDataset:
+  missing = [k for k in _REQUIRED if k not in z.files]
+  if missing:
+    raise DataError(f"{path}: missing key(s) {missing}; an interchange file has {list(_REQUIRED)}")
+  if z["label_names"].dtype.kind not in "US":
+    raise DataError(f"{path}: key 'label_names' has dtype {z['label_names'].dtype}: expected "
+                    "strings, the name of each label id ('' for an unused id)")
+  label_names = {i: str(n) for i, n in enumerate(z["label_names"].reshape(-1)) if str(n)}
+  if not label_names:
+    raise DataError(f"{path}: key 'label_names' names no label (all {z['label_names'].size} are "
+                    "empty): give the name of each label id")
+  finite = lambda v: np.isfinite(v)
+  scale = _scalar(z, "to_g_scale", path, float, finite, "finite number")
+  offset = _scalar(z, "to_g_offset", path, float, finite, "finite number")
+  rate = _scalar(z, "sampling_rate_hz", path, float, lambda v: np.isfinite(v) and v > 0,
+                 "a positive rate in Hz")
+  count = _scalar(z, "n_recordings", path, int, lambda v: v >= 1, "recordings (at least 1)")
+  units = str(z["units"]) if "units" in z.files else "g"
+  recordings = []
+  for i in range(count):
+    for key in (f"acc_{i}", f"label_{i}", f"subject_{i}"):
+      if key not in z.files:
+        raise DataError(f"{path}: missing key {key!r} (n_recordings = {count})")
+    acc = _numeric(z, f"acc_{i}", path, "(T, 3) acceleration").astype(np.float64)
+    if acc.ndim != 2 or acc.shape[1] != 3:
+      raise DataError(f"{path}: key 'acc_{i}' has shape {acc.shape}: expected (T, 3)")
+    acc = acc * scale + offset
+    if clip_g is not None:
+      acc = np.clip(acc, -clip_g, clip_g)
+    labels = _numeric(z, f"label_{i}", path, "one integer label id per sample")
+    if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+      raise DataError(f"{path}: key 'label_{i}' holds non-integer label ids")
+    subject = _scalar(z, f"subject_{i}", path, int, None,
+                      "integer subject id (map names like 'S02' to numbers)")
+    t_s = None
+    if use_timestamps and f"t_ms_{i}" in z.files:
+      t_s = _numeric(z, f"t_ms_{i}", path, "one time in ms per sample").astype(np.float64) / 1000.0
+    session = str(z[f"session_{i}"]) if f"session_{i}" in z.files else str(i)
+    recordings.append(Recording(
+        acc_Tx3=acc.astype(np.float32), labels_T=labels.astype(np.int32), subject=subject,
+        recording_id=f"{path.name}:{session}", rate_hz=rate, source_units=units, t_s=t_s))
   spec = DatasetSpec(name=name or path.stem, label_names=label_names, rate_hz=rate,
                      num_subjects=len({r.subject for r in recordings}), **spec_options)
   for r in recordings:  # fail early, naming the recording, on labels outside the map

@@ -5,8 +5,10 @@ transient), 3 heart rate, 4-20 the hand IMU (4 temperature, 5-7 the +-16 g
 accelerometer in m/s^2, ...). The hand IMU sits on the dominant wrist; the
 +-16 g accelerometer is used because the +-6 g one saturates during running
 and rope jumping. NaN marks dropped packets: the gap policy of preprocessing
-interpolates short runs and cuts long ones. ID 0 (transient) is dropped by
-default; every protocol and optional activity is a class.
+interpolates short runs and cuts long ones, and the timestamps cut the recording
+where they jump (the protocol's pauses between activities are left out of some
+files). ID 0 (transient) is dropped by default; every protocol and optional
+activity is a class.
 """
 
 from __future__ import annotations
@@ -39,10 +41,14 @@ def read(path: str | os.PathLike, **spec_options) -> RawDataset:
     labels = table[:, ACTIVITY]
     if np.isnan(labels).any():
       raise DataError(f"{file}: column 2 (activityID) has missing values")
+    t = table[:, TIMESTAMP]
+    if not np.isfinite(t).all():
+      raise DataError(f"{file}: column 1 (timestamp) has missing values")
     recordings.append(Recording(
         acc_Tx3=(table[:, HAND_ACC16] / STANDARD_GRAVITY).astype(np.float32),
         labels_T=labels.astype(np.int32), subject=int(match[1]),
-        recording_id=f"{file.parent.name}/{file.name}", rate_hz=100.0, source_units="m/s^2"))
+        recording_id=f"{file.parent.name}/{file.name}", rate_hz=100.0, source_units="m/s^2",
+        t_s=t - t[0]))
   spec_options.setdefault("keep", tuple(k for k in LABEL_NAMES if k != 0))
   spec = DatasetSpec("pamap2", LABEL_NAMES, rate_hz=100.0,
                      num_subjects=len({r.subject for r in recordings}), **spec_options)

@@ -43,9 +43,10 @@ def _parse(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                         f"{''.join(ACTIVITIES)}")
       try:
         rows.append((float(cells[2]), float(cells[3]), float(cells[4]), float(cells[5])))
+        subjects.append(int(cells[0]))
       except ValueError as e:
-        raise DataError(f"{path}, line {line_number}: not a number ({e})") from e
-      subjects.append(int(cells[0]))
+        raise DataError(f"{path}, line {line_number}: not a number ({e}); expected "
+                        "'subject,letter,timestamp_ns,x,y,z;' with an integer subject") from e
       letters.append(ord(cells[1]) - ord("A"))
   if not rows:
     raise DataError(f"{path}: no data lines")

@@ -1,0 +1,156 @@
+"""A user's own dataset as an interchange file: declared by name, prepared, vouched
+for (units, gaps, clocks, classes, window length), and every bad input a clear
+error naming the file or key."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+from xfer_jax.data import DataError, prepare, synthetic
+from xfer_jax.data.readers import interchange
+
+
+@pytest.fixture(scope="module")
+def arrays(tmp_path_factory):
+  """A valid interchange file's arrays: the smoke preset (3 subjects' sessions)."""
+  path = tmp_path_factory.mktemp("own") / "mine.npz"
+  interchange.write(path, synthetic.read("syn_smoke_a"))
+  with np.load(path) as z:
+    return {k: z[k] for k in z.files}
+
+
+@pytest.fixture
+def config(data_config, tmp_path):
+  data_config.data_dir = str(tmp_path)
+  data_config.datasets = {"mine": {"reader": "interchange", "path": "mine.npz",
+                                   "options": {"name": "mine"}}}
+  return data_config
+
+
+def _write(config, arrays, **changes):
+  out = {**arrays, **changes}
+  np.savez(os.path.join(config.data_dir, "mine.npz"), **{k: v for k, v in out.items()
+                                                         if v is not None})
+
+
+def test_an_own_dataset_is_found_by_name_and_prepared(config, arrays):
+  _write(config, arrays)
+  mine = prepare("mine", config)
+  assert mine.name == "mine" and mine.num_classes == len(synthetic.PRESETS["syn_smoke_a"].classes)
+  assert mine.recordings == int(arrays["n_recordings"])
+  assert all(len(mine.splits[s]) for s in ("train", "val", "test"))
+  with pytest.raises(DataError, match=r"unknown dataset 'yours'.*declares \['mine'\]"):
+    prepare("yours", config)
+
+
+def test_the_cache_follows_the_file_contents(config, arrays):
+  _write(config, arrays)
+  first = prepare("mine", config)
+  assert prepare("mine", config).from_cache
+  corrected = {k: (v * 0.5 + 0.5 if k.startswith("acc_") else v) for k, v in arrays.items()}
+  _write(config, corrected)  # the same path, new contents
+  again = prepare("mine", config)
+  assert not again.from_cache
+  assert not np.array_equal(first.splits["train"].x_NxWx3, again.splits["train"].x_NxWx3)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(to_g_scale=np.float64(9.80665)), r"median \|acceleration\| outside .*to_g_scale"),
+    (dict(to_g_scale=np.float64(0.0)), r"median \|acceleration\| outside"),
+    (dict(sampling_rate_hz=np.float64(0.0)), r"'sampling_rate_hz' = 0.0: expected a positive"),
+    (dict(sampling_rate_hz=np.float64(-50.0)), r"'sampling_rate_hz' = -50.0"),
+    (dict(sampling_rate_hz=np.float64(np.nan)), r"'sampling_rate_hz' = nan"),
+    (dict(subject_0=np.str_("S02")), r"'subject_0' holds 'S02'.*integer subject id"),
+    (dict(label_0="walk"), r"'label_0' has dtype <U4: expected numbers"),
+    (dict(label_names=np.array(["", ""])), r"'label_names' names no label"),
+    (dict(n_recordings=np.int64(0)), r"'n_recordings' = 0: expected recordings"),
+    (dict(acc_0=np.zeros((10, 2), np.float32), label_0=np.zeros(10, np.int16)),
+     r"'acc_0' has shape \(10, 2\): expected \(T, 3\)"),
+    (dict(acc_0=np.zeros((0, 3), np.float32), label_0=np.zeros(0, np.int16)),
+     r"mine.npz:.*: the recording has no samples"),
+    (dict(acc_0=np.full((10, 3), np.nan, np.float32), label_0=np.ones(10, np.int16)),
+     r"mine.npz:.*: every sample is NaN or inf"),
+])
+def test_bad_input_is_an_error_naming_the_key(config, arrays, changes, message):
+  _write(config, arrays, **changes)
+  with pytest.raises(DataError, match=message):
+    prepare("mine", config)
+
+
+def test_units_check_can_be_overridden(config, arrays):
+  _write(config, arrays, to_g_scale=np.float64(0.1))  # gravity-free data would read ~0.1 g
+  with pytest.raises(DataError, match="check_units=False"):
+    prepare("mine", config)
+  config.check_units = False
+  assert prepare("mine", config).num_classes > 1
+
+
+def test_a_damaged_member_is_named(config, arrays):
+  _write(config, arrays)
+  path = os.path.join(config.data_dir, "mine.npz")
+  data = bytearray(open(path, "rb").read())
+  start = data.index(b"acc_0.npy") + 100  # inside the member's header
+  data[start:start + 64] = os.urandom(64)
+  open(path, "wb").write(bytes(data))
+  with pytest.raises(DataError, match="mine.npz: not a readable interchange .npz"):
+    prepare("mine", config)
+
+
+def test_declared_classes_must_occur(config, arrays):
+  labels = {k: np.ones_like(v) for k, v in arrays.items()
+            if k.startswith("label_") and k != "label_names"}
+  _write(config, arrays, **labels)  # every sample the class with id 1
+  with pytest.raises(DataError, match=r"never occur in its recordings"):
+    prepare("mine", config)
+
+
+def test_inf_is_missing_data_and_a_clock_reset_cuts(config, arrays, caplog):
+  acc = arrays["acc_0"].copy()
+  acc[100:110] = np.inf  # 0.2 s at 50 Hz: interpolated like NaN
+  t_ms = np.arange(len(acc)) * 20
+  t_ms[len(acc) // 2:] -= 30_000  # the clock jumps back 30 s
+  _write(config, arrays, acc_0=acc, t_ms_0=t_ms.astype(np.int32))
+  with caplog.at_level(logging.WARNING):
+    mine = prepare("mine", config)
+  assert np.isfinite(mine.splits["train"].x_NxWx3).all()
+  assert any("time goes backwards" in r.getMessage() and "mine.npz" in r.getMessage()
+             for r in caplog.records)
+  pieces = [a for a in mine.assignment if f":{arrays['session_0']}#" in a["recording"]]
+  assert len(pieces) >= 2  # cut at the reset, not interleaved
+
+
+def test_a_class_lost_to_the_window_length_is_refused(config, arrays):
+  # the last class occurs only in 1 s bursts: no 4 s window is mostly that class
+  last = max(i for i, n in enumerate(arrays["label_names"]) if n)
+  labels = {}
+  for k, v in arrays.items():
+    if k.startswith("label_") and k != "label_names":
+      v = np.where(v == last, 1, v)
+      v[1000:1050] = v[6000:6050] = last
+      labels[k] = v
+  _write(config, arrays, **labels)
+  with pytest.raises(DataError, match=r"4.0 s windows.*lose every window of class\(es\) "
+                                      r"\{'train': \['cycle'\].*allow_lost_classes=True"):
+    prepare("mine", config)
+  config.allow_lost_classes = True
+  lossy = prepare("mine", config)
+  assert lossy.losses["train"]["classes_lost"] == ["cycle"]
+  assert "cycle" in lossy.losses["train"]["classes_in_samples"]
+  assert "classes cycle" in lossy.summary()["lost_train"]
+  config.window_s, config.step_s = 1.0, 0.5  # short windows keep it
+  assert prepare("mine", config).losses["train"]["classes_lost"] == []
+
+
+def test_labelled_majority_keeps_short_gestures():
+  from xfer_jax.data.preprocess import make_windows
+  classes = np.full(400, -1, np.int32)  # dropped null, with two 1.5 s gestures at 25 Hz
+  classes[50:88], classes[250:288] = 0, 1
+  acc = np.zeros((400, 3), np.float32)
+  _, y_majority = make_windows(acc, classes, 100, 50, "majority")
+  _, y_labelled = make_windows(acc, classes, 100, 50, "labelled_majority", min_labelled=0.25)
+  assert len(y_majority) == 0
+  assert sorted(set(y_labelled.tolist())) == [0, 1]
+  _, y_strict = make_windows(acc, classes, 100, 50, "labelled_majority", min_labelled=0.5)
+  assert len(y_strict) == 0
