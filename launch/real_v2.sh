@@ -17,8 +17,15 @@ if [ ${#strategies[@]} = 0 ]; then
   strategies=(baseline freeze finetune_all lp_ft discriminative temporal spectral)
 fi
 export PYTHONUNBUFFERED=1
-for strategy in "${strategies[@]}"; do
-  echo "== $strategy ($(date -u +%H:%M:%S))"
-  python -m launch.sweep --config="configs/real_v2.py:$strategy" \
-    --config.data.data_dir="$data" --workdir="$root/$strategy" --report=false || exit $?
+# Two passes: every strategy's cells from WISDM first (one source model), then the
+# rest (the leave-one-out pooled sources, one model per target): the single-source
+# comparison is complete hours before the whole grid.
+for pass in wisdm2019 all; do
+  for strategy in "${strategies[@]}"; do
+    echo "== $strategy, sources: $pass ($(date -u +%H:%M:%S))"
+    only=()
+    [ "$pass" = all ] || only=(--sources="$pass")
+    python -m launch.sweep --config="configs/real_v2.py:$strategy" "${only[@]}" \
+      --config.data.data_dir="$data" --workdir="$root/$strategy" --report=false || exit $?
+  done
 done

@@ -38,6 +38,9 @@ _REPORT = flags.DEFINE_bool("report", None, "write the report after the slice "
                             "(default: when this is the only task)")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "print this task's cells, the grid's size and "
                              "its projected wall time on this machine (writes nothing)")
+_SOURCES = flags.DEFINE_list(
+    "sources", None, "run only the cells from these sources (and the baselines) in this call: "
+    "a later call without it runs the rest; as task slices, it never changes a number")
 _CALIBRATE = flags.DEFINE_bool("calibrate", True, "with --dry_run: time the model briefly "
                                "(compiles it) to project the wall time")
 _LOCAL_TASKS = flags.DEFINE_integer(
@@ -115,7 +118,8 @@ def main(argv):
     if "projection" in plan:
       print(cost.describe(plan["projection"]))
     return
-  summary = sweep.run(config, _WORKDIR.value, task_index=task_index, num_tasks=num_tasks)
+  summary = sweep.run(config, _WORKDIR.value, task_index=task_index, num_tasks=num_tasks,
+                      sources=_SOURCES.value)
   print(console.format_table([{k: summary[k] for k in (
       "cells_in_grid", "cells_in_task", "cells_run", "compilations", "wall_s", "mean_cell_s")}],
       floatfmt=".1f"))

@@ -287,3 +287,22 @@ def test_a_dry_run_projects_the_cost_and_writes_nothing(smoke_config, tmp_path):
        "--calibrate=false"], cwd=REPO, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0 and '"cells": 6' in done.stdout
   assert not (tmp_path / "dry").exists()
+
+
+def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config, pretrained,
+                                                                      tmp_path):
+  config = smoke_config.copy_and_resolve_references()
+  config.sweep.pairs = ("syn_smoke_a->syn_smoke_b", "syn_smoke_c->syn_smoke_b")
+  config.sweep.sizes, config.sweep.blocks = (20,), (1,)
+  workdir = tmp_path / "grid"
+  shutil.copytree(pretrained, workdir / "sources" / "syn_smoke_a")
+  first = sweep.run(config, workdir, progress=False, sources=["syn_smoke_a"])
+  assert first["cells_run"] == 2  # the baseline and the cell from syn_smoke_a
+  assert not (workdir / "sources" / "syn_smoke_c").exists()
+  records, _ = results.load([workdir])
+  assert {r["source"] for r in records} == {None, "syn_smoke_a"}
+  with pytest.raises(sweep.SweepError, match=r"--sources \['syn_smoke_x'\]"):
+    sweep.run(config, workdir, progress=False, sources=["syn_smoke_x"])
+  assert sweep.run(config, workdir, progress=False)["cells_run"] == 1  # the rest
+  records, _ = results.load([workdir])
+  assert {r["source"] for r in records} == {None, "syn_smoke_a", "syn_smoke_c"}

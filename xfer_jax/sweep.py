@@ -35,7 +35,7 @@ import dataclasses
 import fcntl
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jax
@@ -226,9 +226,12 @@ def _cell_config(config, cell: Cell):
 
 
 def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
-        progress: bool = True) -> dict:
+        progress: bool = True, sources: Sequence[str] | None = None) -> dict:
   """Runs this task's slice of the grid, skipping recorded cells; returns a summary.
-  A grid or task that cannot run is refused before anything is written."""
+  sources: run only the cells from these sources, and the baselines (a call
+  without it runs the rest: a grid's cells of one source first, before the next
+  source model is trained). A grid or task that cannot run is refused before
+  anything is written."""
   workdir = Path(workdir)
   check_task(task_index, num_tasks)
   prepared = {}
@@ -240,6 +243,12 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
 
   cells = expand(config, {d: len(dataset(d).splits["train"]) for d in datasets(config)})
   mine = task_slice(cells, task_index, num_tasks)
+  if sources:
+    unknown = sorted(set(sources) - {c.source for c in cells})
+    if unknown:
+      raise SweepError(f"--sources {unknown}: not sources of this grid "
+                       f"({sorted({c.source for c in cells if c.source})})")
+    mine = [c for c in mine if c.source is None or c.source in sources]
   fields = results.grid_fields(config)
   results.grid_key(workdir, fields)  # another grid's workdir is refused before any write
   workdir.mkdir(parents=True, exist_ok=True)
