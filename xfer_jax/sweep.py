@@ -244,10 +244,10 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
   cells = expand(config, {d: len(dataset(d).splits["train"]) for d in datasets(config)})
   mine = task_slice(cells, task_index, num_tasks)
   if sources:
-    unknown = sorted(set(sources) - {c.source for c in cells})
+    declared = {s for s, _ in pairs(config)}
+    unknown = sorted(set(sources) - declared)
     if unknown:
-      raise SweepError(f"--sources {unknown}: not sources of this grid "
-                       f"({sorted({c.source for c in cells if c.source})})")
+      raise SweepError(f"--sources {unknown}: not sources of this grid's pairs ({sorted(declared)})")
     mine = [c for c in mine if c.source is None or c.source in sources]
   fields = results.grid_fields(config)
   results.grid_key(workdir, fields)  # another grid's workdir is refused before any write
