@@ -154,3 +154,23 @@ def test_labelled_majority_keeps_short_gestures():
   assert sorted(set(y_labelled.tolist())) == [0, 1]
   _, y_strict = make_windows(acc, classes, 100, 50, "labelled_majority", min_labelled=0.5)
   assert len(y_strict) == 0
+
+
+def test_preprocessing_fields_out_of_range_are_named(config, arrays):
+  _write(config, arrays)
+  config.rate_hz = 0.0
+  with pytest.raises(DataError, match=r"config.data.rate_hz=0.0 \(dataset 'mine'\): expected a "
+                                      "positive rate"):
+    prepare("mine", config)
+
+
+def test_a_sweep_into_an_own_dataset_plans_like_a_built_in_one(smoke_config, arrays, tmp_path):
+  from xfer_jax import sweep
+  np.savez(tmp_path / "mine.npz", **arrays)
+  config = smoke_config.copy_and_resolve_references()
+  config.data.data_dir = str(tmp_path)
+  config.data.datasets = {"mine": {"reader": "interchange", "path": "mine.npz"}}
+  config.sweep.pairs = ("syn_smoke_b->mine",)
+  plan = sweep.plan(config, calibrate=False)
+  assert plan["cells"] == len(config.sweep.sizes) * (1 + len(config.sweep.blocks))
+  assert sweep.datasets(config) == ["mine", "syn_smoke_b"]

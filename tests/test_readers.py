@@ -31,6 +31,9 @@ def test_wisdm_bad_line_names_file_and_line(tmp_path):
   bad.write_text("1600,A,1,0.1,0.2,9.8;\n1600,A,2,0.1,9.8;\n")
   with pytest.raises(DataError, match=r"data_1600_accel_watch.txt, line 2"):
     wisdm2019.read(tmp_path)
+  bad.write_text("1600,A,1,0.1,0.2,9.8;\n16x0,A,2,0.1,0.2,9.8;\n")
+  with pytest.raises(DataError, match=r"line 2: not a number .*integer subject"):
+    wisdm2019.read(tmp_path)
 
 
 def test_hmp_raw_trials(tmp_path):
