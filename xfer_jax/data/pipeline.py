@@ -227,9 +227,10 @@ def check_windows(prepared: Prepared, data_config: Mapping) -> None:
         f"dataset {name!r}: {length} lose every window of class(es) {lost} that the split's "
         "recordings contain; shorten config.data.window_s (a gesture dataset: label_rule="
         "'labelled_majority'), or set config.data.allow_lost_classes=True to train without them")
+  log = logging.info if prepared.from_cache else logging.warning  # once, when prepared
   for s, loss in losses.items():
     if loss["classes_lost"] or loss["pieces_without_windows"]:
-      logging.warning("%s, %s split: %d of %d pieces give no window; classes lost: %s (%s)",
+      log("%s, %s split: %d of %d pieces give no window; classes lost: %s (%s)",
                       name, s, len(loss["pieces_without_windows"]), loss["pieces"],
                       loss["classes_lost"] or "none", length)
 
