@@ -52,6 +52,9 @@ def model_config() -> ConfigDict:
       # evaluates with statistics that barely left their initial 0 and 1
       bn_momentum=0.99,
       dtype="float32",  # "float64" (with JAX_ENABLE_X64=1) for the equivalence tests
+      # how the convolutions run: "xla" (lax.conv) or "unfold" (one matrix product each,
+      # the same parameters: docs/performance.md#convolutions-as-matrix-products)
+      conv="xla",
   ))
 
 

@@ -53,6 +53,42 @@ def max_pool(x_BxLxC, size: int):
   return x_BxLxC[:, :kept].reshape(B, kept // size, size, C).max(axis=2)
 
 
+class UnfoldConv(nn.Module):
+  """A 1D convolution (stride 1, SAME padding, no bias) as one matrix product: the
+  kernel_size shifted copies of the input stacked as features, then a dot_general
+  with the (kernel_size, C_in, C_out) kernel, the parameter nn.Conv has (same name,
+  shape and initialiser: checkpoints and transfer rules do not see the difference).
+
+  Why: vmapped over seeds, nn.Conv becomes a grouped convolution (its weight
+  gradient a batch_group_count one) wrapped in transposes, which XLA runs far
+  slower per seed than S separate ones; a dot_general takes the seed axis as a batch
+  dimension, a batched matrix product (docs/performance.md#convolutions-as-matrix-products)."""
+
+  features: int
+  kernel_size: int
+
+  @nn.compact
+  def __call__(self, x_BxLxC):
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),  # as nn.Conv's, float32
+                        (self.kernel_size, x_BxLxC.shape[-1], self.features), jnp.float32)
+    kernel = jnp.asarray(kernel, x_BxLxC.dtype)
+    left = (self.kernel_size - 1) // 2  # SAME: as lax's padding for an odd or even width
+    padded = jnp.pad(x_BxLxC, ((0, 0), (left, self.kernel_size - 1 - left), (0, 0)))
+    length = x_BxLxC.shape[1]
+    patches_BxLxKxC = jnp.stack([padded[:, k:k + length] for k in range(self.kernel_size)],
+                                axis=2)
+    return jnp.einsum("blkc,kcf->blf", patches_BxLxKxC, kernel)
+
+
+def conv(features: int, kernel_size: int, name: str, impl: str):
+  """A SAME, bias-free 1D convolution: nn.Conv ("xla") or UnfoldConv ("unfold")."""
+  if impl == "unfold":
+    return UnfoldConv(features, kernel_size, name=name)
+  if impl != "xla":
+    raise ValueError(f"config.model.conv={impl!r}: expected 'xla' or 'unfold'")
+  return nn.Conv(features, (kernel_size,), padding="SAME", use_bias=False, name=name)
+
+
 class ResidualBlock(nn.Module):
   filters: int
   layers: int
@@ -60,19 +96,19 @@ class ResidualBlock(nn.Module):
   pool_size: int
   frozen_bn: bool = False
   bn_momentum: float = BN_MOMENTUM
+  conv: str = "xla"
 
   @nn.compact
   def __call__(self, x_BxLxC, train: bool, mask_Bx1x1=None):
     shortcut = x_BxLxC
     x = x_BxLxC
     for i in range(self.layers):
-      x = nn.Conv(self.filters, (self.kernel_size,), padding="SAME", use_bias=False,
-                  name=f"conv_{i}")(x)
+      x = conv(self.filters, self.kernel_size, f"conv_{i}", self.conv)(x)
       x = _batch_norm(f"bn_{i}", self.frozen_bn, train, self.bn_momentum)(x, mask=mask_Bx1x1)
       if i < self.layers - 1:
         x = nn.relu(x)
     if shortcut.shape[-1] != self.filters:
-      shortcut = nn.Conv(self.filters, (1,), use_bias=False, name="shortcut_conv")(shortcut)
+      shortcut = conv(self.filters, 1, "shortcut_conv", self.conv)(shortcut)
       shortcut = _batch_norm("shortcut_bn", self.frozen_bn, train, self.bn_momentum)(
           shortcut, mask=mask_Bx1x1)
     return max_pool(nn.relu(x + shortcut), self.pool_size)
@@ -85,6 +121,7 @@ class Temporal(nn.Module):
   pool_size: int
   frozen_bn: Sequence[str] = ()
   bn_momentum: float = BN_MOMENTUM
+  conv: str = "xla"
 
   @nn.compact
   def __call__(self, x_BxLx1, train: bool, mask_Bx1x1=None):
@@ -92,7 +129,8 @@ class Temporal(nn.Module):
     for k, filters in enumerate(self.filters):
       x = ResidualBlock(filters, self.layers_per_block, self.kernel_size, self.pool_size,
                         frozen_bn=f"temporal/block_{k}" in self.frozen_bn,
-                        bn_momentum=self.bn_momentum, name=f"block_{k}")(x, train, mask_Bx1x1)
+                        bn_momentum=self.bn_momentum, conv=self.conv,
+                        name=f"block_{k}")(x, train, mask_Bx1x1)
     return x.reshape(x.shape[0], -1)
 
 
@@ -104,12 +142,12 @@ class Spectral(nn.Module):
   rate_hz: float
   frozen_bn: bool = False
   bn_momentum: float = BN_MOMENTUM
+  conv: str = "xla"
 
   @nn.compact
   def __call__(self, x_BxL, train: bool, mask_Bx1x1=None):
     spec_BxFxK = log_spectrogram(x_BxL, self.window, self.hop, self.rate_hz)
-    x = nn.Conv(self.filters, (self.kernel_size,), padding="SAME", use_bias=False,
-                name="conv")(spec_BxFxK)
+    x = conv(self.filters, self.kernel_size, "conv", self.conv)(spec_BxFxK)
     x = _batch_norm("bn", self.frozen_bn, train, self.bn_momentum)(x, mask=mask_Bx1x1)
     return nn.relu(x).reshape(x.shape[0], -1)
 
@@ -128,16 +166,17 @@ class Tower(nn.Module):
   rate_hz: float
   frozen_bn: Sequence[str] = ()
   bn_momentum: float = BN_MOMENTUM
+  conv: str = "xla"
 
   @nn.compact
   def __call__(self, x_BxL, train: bool, mask_Bx1x1=None):
     temporal = Temporal(self.filters, self.layers_per_block, self.kernel_size, self.pool_size,
                         frozen_bn=tuple(self.frozen_bn), bn_momentum=self.bn_momentum,
-                        name="temporal")
+                        conv=self.conv, name="temporal")
     spectral = Spectral(self.spectral_window, self.spectral_hop, self.spectral_filters,
                         self.spectral_kernel_size, self.rate_hz,
                         frozen_bn="spectral" in self.frozen_bn, bn_momentum=self.bn_momentum,
-                        name="spectral")
+                        conv=self.conv, name="spectral")
     return jnp.concatenate([temporal(x_BxL[..., None], train, mask_Bx1x1),
                             spectral(x_BxL, train, mask_Bx1x1)], axis=-1)
 
@@ -162,6 +201,9 @@ class MultiResNet(nn.Module):
   # (with jax_enable_x64) serves the equivalence tests: two programs that should
   # compute the same then agree to ~1e-12 instead of float32's CPU-dependent rounding
   dtype: str = "float32"
+  # how the convolutions run: "xla" (lax.conv) or "unfold" (a matrix product per
+  # convolution: UnfoldConv); the parameters are the same either way
+  conv: str = "xla"
 
   @property
   def num_blocks(self) -> int:
@@ -179,7 +221,7 @@ class MultiResNet(nn.Module):
     towers = [Tower(self.filters, self.layers_per_block, self.kernel_size, self.pool_size,
                     self.spectral_window, self.spectral_hop, self.spectral_filters,
                     self.spectral_kernel_size, self.rate_hz, tuple(self.frozen_bn),
-                    self.bn_momentum, name=f"tower_{c}") for c in range(len(channels))]
+                    self.bn_momentum, self.conv, name=f"tower_{c}") for c in range(len(channels))]
     x = jnp.concatenate([tower(x_BxL, train, mask_Bx1x1) for tower, x_BxL in zip(towers, channels)],
                         axis=-1)
     for i, units in enumerate(self.dense_units):
