@@ -48,6 +48,10 @@ def test_the_cell_is_timed_together_and_as_single_seed_runs(report):
   assert report["cell_windows"] == 20 and report["cell_seeds"] == 2
   epochs = report["cell_epochs_per_seed"]
   assert len(epochs) == 2 and report["cell_epochs"] == max(epochs) <= 3
+  # the cell as launch.adapt runs it: every epoch, through a workdir
+  assert report["user_cell_s"] > 0 and report["user_cell_first_s"] > 0
+  assert report["user_cell_seed_epochs_per_s"] == pytest.approx(
+      2 * report["cell_epochs"] / report["user_cell_s"])
   assert report["cell_speedup_vs_single_runs"] == pytest.approx(
       report["cell_single_seed_runs_s"] / report["cell_s"])
   assert report["eval_windows"] == 64 and report["eval_windows_per_s_per_seed"] > 0

@@ -20,7 +20,9 @@ All in one process, so ratios hold on a noisy machine:
   (no implicit host<->device copies: data stay on the device);
 - evaluation windows/s (Runner.predict), and optionally one adaptation cell:
   cell_size windows, seeds together, early stopping or cell_epochs, against the
-  same cell run as single-seed runs one after another;
+  same cell run as single-seed runs one after another, and the cell as
+  launch.adapt runs it (user_cell_*: a workdir with metrics and checkpoints, the
+  test pass; seed-epochs per second);
 - with --profile_dir, one more epoch of each training row under jax.profiler
   (outside the timing): the trace in profile_dir, and its op families' shares
   in the row's "profile" (xfer_jax/profiling.py).
@@ -32,6 +34,7 @@ not accuracy.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xfer_jax import console, experiment
-from xfer_jax.data import window_samples
+from xfer_jax.data import Prepared, Split, window_samples
 from xfer_jax.loop import FitState, fit
 from xfer_jax.profiling import op_family_times
 from xfer_jax.runner import Batches, EvalSet
@@ -178,10 +181,46 @@ def measure_cell(config, num_seeds: int, size: int, max_epochs: int) -> dict:
   cell(seeds, 1), cell([0], 1)  # compile
   together_s, epochs = cell(seeds, max_epochs)
   alone_s = sum(cell([s], max_epochs)[0] for s in seeds)
+  user_epochs = max(epochs)
+  first_s, user_s = user_cell_s(config, random_prepared(config, size, 512), num_seeds,
+                                user_epochs)
   return {"cell_windows": size, "cell_seeds": num_seeds, "cell_s": together_s,
           "cell_epochs": max(epochs), "cell_epochs_per_seed": epochs,
           "cell_single_seed_runs_s": alone_s,
-          "cell_speedup_vs_single_runs": alone_s / together_s}
+          "cell_speedup_vs_single_runs": alone_s / together_s,
+          # as a user meets it: workdir, metrics, checkpoints, test pass; all epochs
+          "user_cell_s": user_s, "user_cell_first_s": first_s,
+          "user_cell_seed_epochs_per_s": num_seeds * user_epochs / user_s}
+
+
+def random_prepared(config, n_train: int, n_eval: int, seed: int = 3) -> Prepared:
+  """Random windows as a prepared dataset: train, and val and test of n_eval each."""
+  x, y = _random_windows(config, n_train + 2 * n_eval, seed=seed)
+  y = y.astype(np.int32)
+  parts = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_eval),
+           "test": slice(n_train + n_eval, None)}
+  splits = {name: Split(x[part], y[part], np.zeros(len(y[part]), np.int32),
+                        np.zeros(len(y[part]), np.int32)) for name, part in parts.items()}
+  return Prepared("random", tuple(f"c{i}" for i in range(NUM_CLASSES)), splits, ("r",),
+                  "subject", [], 0.0)
+
+
+def user_cell_s(config, data: Prepared, num_seeds: int, epochs: int) -> tuple[float, float]:
+  """(first, second) wall seconds of a cell as launch.adapt runs it: train_and_evaluate
+  with a workdir (config.json, metrics, checkpoints by config.runtime, result.json),
+  every epoch (no early stopping), validation each epoch, the test pass. The first
+  call in a process compiles what it has not yet; the second is the warm figure."""
+  config = config.copy_and_resolve_references()
+  config.train.num_seeds, config.train.max_epochs, config.train.patience = num_seeds, epochs, 0
+  rows = np.tile(np.arange(len(data.splits["train"])), (num_seeds, 1))
+  times = []
+  for _ in range(2):
+    with tempfile.TemporaryDirectory() as workdir:
+      start = time.perf_counter()
+      experiment.train_and_evaluate(config, workdir, data, phase="adapt", progress=False,
+                                    train_index_Sxn=rows)
+      times.append(time.perf_counter() - start)
+  return times[0], times[1]
 
 
 def _progress(what) -> None:
@@ -239,6 +278,10 @@ def format_report(out: dict) -> str:
       add(f"profile, {r['seeds']} seed(s) in {r['seed_chunks']} chunk(s): {shares}")
   add(f"evaluation {out['eval_windows_per_s_per_seed']:.0f} windows/s per seed")
   if "cell_s" in out:
+    add(f"the cell as launch.adapt runs it (workdir, checkpoints, test pass; "
+        f"{out['cell_epochs']} epochs): {out['user_cell_s']:.1f} s, "
+        f"{out['user_cell_seed_epochs_per_s']:.2f} seed-epochs/s "
+        f"(first call in the process {out['user_cell_first_s']:.1f} s)")
     add(f"adaptation cell: {out['cell_windows']} windows x {out['cell_seeds']} seeds, "
           f"{out['cell_epochs']} epochs (per seed {out['cell_epochs_per_seed']}) in "
           f"{out['cell_s']:.1f} s; as {out['cell_seeds']} "

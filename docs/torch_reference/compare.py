@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +35,7 @@ import jax  # noqa: E402
 from multiresnet_torch import MultiResNet, load_jax  # noqa: E402
 
 from configs import paper  # noqa: E402
-from xfer_jax import experiment  # noqa: E402
-from xfer_jax.data import Prepared, Split  # noqa: E402
+from xfer_jax import benchmark, experiment  # noqa: E402
 from xfer_jax.runner import Batches  # noqa: E402
 from xfer_jax.step import seed_keys  # noqa: E402
 
@@ -116,25 +114,10 @@ def step_rates(config, runner, rounds: int, steps: int) -> dict:
 
 
 def cell(config, epochs: int, seeds: int = 3, n_train: int = 100, n_val: int = 582) -> dict:
-  rng = np.random.default_rng(1)
-  split = lambda n: Split(rng.normal(size=(n, WINDOW, 3)).astype(np.float32),
-                          rng.integers(0, CLASSES, n).astype(np.int32),
-                          np.zeros(n, np.int32), np.zeros(n, np.int32))
-  data = Prepared("random", tuple(f"c{i}" for i in range(CLASSES)),
-                  {"train": split(n_train), "val": split(n_val), "test": split(n_val)},
-                  ("r",), "subject", [], 1.0)
-  config = config.copy_and_resolve_references()
-  config.train.num_seeds, config.train.max_epochs, config.train.patience = seeds, epochs, 0
-  jax_s = []
-  for _ in range(2):  # the first call compiles what the step timing did not (evaluation)
-    with tempfile.TemporaryDirectory() as workdir:
-      start = time.perf_counter()
-      experiment.train_and_evaluate(config, workdir, data, phase="adapt", progress=False,
-                                    train_index_Sxn=np.tile(np.arange(n_train), (seeds, 1)))
-      jax_s.append(time.perf_counter() - start)
+  data = benchmark.random_prepared(config, n_train, n_val)
+  jax_first_s, jax_s = benchmark.user_cell_s(config, data, seeds, epochs)
   tensors = {s: (torch.tensor(v.x_NxWx3), torch.tensor(v.y_N, dtype=torch.long))
              for s, v in data.splits.items()}
-  start = time.perf_counter()
   for seed in range(-1, seeds):  # seed -1 warms up, untimed
     if seed == 0:
       start = time.perf_counter()
@@ -155,10 +138,10 @@ def cell(config, epochs: int, seeds: int = 3, n_train: int = 100, n_val: int = 5
       net(tensors["test"][0]).argmax(1)
   torch_s = time.perf_counter() - start
   seed_epochs = seeds * epochs
-  return {"seed_epochs": seed_epochs, "xfer_jax_first_s": jax_s[0], "xfer_jax_s": jax_s[1],
-          "torch_eager_s": torch_s, "xfer_jax_seed_epochs_per_s": seed_epochs / jax_s[1],
+  return {"seed_epochs": seed_epochs, "xfer_jax_first_s": jax_first_s, "xfer_jax_s": jax_s,
+          "torch_eager_s": torch_s, "xfer_jax_seed_epochs_per_s": seed_epochs / jax_s,
           "torch_seed_epochs_per_s": seed_epochs / torch_s,
-          "xfer_jax_vs_torch": torch_s / jax_s[1]}
+          "xfer_jax_vs_torch": torch_s / jax_s}
 
 
 def main():
