@@ -111,6 +111,21 @@ def test_a_workdir_of_the_first_format_keeps_its_key(tmp_path):
     results.claim_grid(tmp_path, results.grid_fields(config))
 
 
+def test_a_workdir_saved_before_later_fields_keeps_its_key(tmp_path):
+  """A GRID_FORMAT-2 sweep.json saved before results.ADDED_FIELDS existed (the
+  second real-data study began so): the same grid resumes under its key; a value
+  other than the one it computed with is refused by field."""
+  config = smoke.get_config()
+  fields = results.grid_fields(config)
+  old = {k: v for k, v in fields.items() if k not in results.ADDED_FIELDS}
+  (tmp_path / "sweep.json").write_text(json.dumps({"format": 2, "config_key": "fedcba9876543210",
+                                                   "fields": old}))
+  assert results.claim_grid(tmp_path, fields) == "fedcba9876543210"
+  config.model.conv = "unfold"
+  with pytest.raises(results.ResultsError, match=r"model.conv: saved 'xla' vs given 'unfold'"):
+    results.claim_grid(tmp_path, results.grid_fields(config))
+
+
 def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
   records = []
   for seed, (base, transfer) in enumerate([(0.40, 0.55), (0.50, 0.60), (0.45, 0.50)]):
