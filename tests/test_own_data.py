@@ -156,6 +156,13 @@ def test_labelled_majority_keeps_short_gestures():
   assert len(y_strict) == 0
 
 
+def test_a_dataset_cannot_set_the_models_input_length(config, arrays):
+  _write(config, arrays)
+  config.datasets.mine.preprocess = {"window_s": 2.0}
+  with pytest.raises(DataError, match=r"preprocess sets \['window_s'\].*shape the model's input"):
+    prepare("mine", config)
+
+
 def test_preprocessing_fields_out_of_range_are_named(config, arrays):
   _write(config, arrays)
   config.rate_hz = 0.0

@@ -98,10 +98,11 @@ def resolve_dataset(dataset: str | Mapping, data_config: Mapping | None = None) 
                **{k: v for k, v in entry.items() if v}}
   entry["options"] = dict(entry.get("options") or {})
   entry["preprocess"] = dict(entry.get("preprocess") or {})
-  unknown = sorted(set(entry["preprocess"]) - set(data_config) - PREPROCESS_FIELDS)
-  if unknown and data_config:
-    raise DataError(f"dataset {entry['name']!r}: preprocess sets {unknown}, which are not "
-                    f"config.data fields (those are {sorted(data_config)})")
+  unknown = sorted(set(entry["preprocess"]) - PREPROCESS_FIELDS)
+  if unknown:
+    raise DataError(f"dataset {entry['name']!r}: its preprocess sets {unknown}; a dataset may "
+                    f"set only {sorted(PREPROCESS_FIELDS)} (rate_hz and window_s shape the "
+                    "model's input: they are the config's)")
   path = entry.get("path", "")
   if path and not os.path.isabs(path):
     base = data_config.get("data_dir", "") or os.environ.get("XFER_JAX_DATA_DIR", "")
@@ -115,9 +116,9 @@ def resolve_dataset(dataset: str | Mapping, data_config: Mapping | None = None) 
 
 # config.data fields that decide where files are, not what is computed from them
 _LOCATIONS = ("cache_dir", "data_dir", "datasets")
-PREPROCESS_FIELDS = {"label_rule", "min_labelled", "window_s", "step_s", "max_interp_gap_s",
-                     "split_rule", "split_fractions", "split_seed", "check_units",
-                     "allow_lost_classes"}
+# the config.data fields a dataset's entry may set for itself (registry.py)
+PREPROCESS_FIELDS = {"label_rule", "min_labelled", "step_s", "max_interp_gap_s", "split_rule",
+                     "split_fractions", "split_seed", "check_units", "allow_lost_classes"}
 
 
 def dataset_config(entry: Mapping, data_config: Mapping) -> dict:
