@@ -69,6 +69,7 @@ def test_summary_answers_each_question_from_the_records(root):
   assert rows[("freeze", "a+b", 20)]["micro_f1_verdict"] == ""
   # the table's numbers are those of the records
   assert "| t | 20 | 50.1 | freeze, a, k=1 | 60.1 | +10.0 ± 1.0 | " in text
+  assert "| win | +5.0 ± 0.5 |" in text  # macro-F1 is half the micro-F1 in the fixture
   assert "| t | 50 | 60.1 | freeze, a, k=1 | 40.1 | -20.0 ± 1.0 | " in text
   freeze = re.search(r"\| freeze \| 3 \| (\d) \| (\d) \| 0 \| ([+-][\d.]+) \| 1 \| (\d+)/15 \|", text)
   assert freeze.groups() == ("1", "1", "-3.3", "10")

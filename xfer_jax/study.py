@@ -142,7 +142,8 @@ def best_per_target_size(rows: Sequence[Mapping]) -> list[dict]:
                 "baseline": f"{100 * base[0]['micro_f1_mean']:.1f}",
                 "best cell": _cell(best), "micro_f1": f"{100 * best['micro_f1_mean']:.1f}",
                 "gain (95% CI)": _pts(best["micro_f1_gain"], best["micro_f1_gain_ci95"]),
-                "p (Holm)": _p(best["micro_f1_p_holm"]), "verdict": best["micro_f1_verdict"]})
+                "p (Holm)": _p(best["micro_f1_p_holm"]), "verdict": best["micro_f1_verdict"],
+                "macro gain": _pts(best["macro_f1_gain"], best["macro_f1_gain_ci95"])})
   return out
 
 
