@@ -32,6 +32,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
   # the smallest train split (0), baseline and 1..3 transferred blocks
   config.sweep = ConfigDict(dict(pairs=(), sizes=(20, 50, 100, 200, 400, 800, 1600, 0),
                                  blocks=(1, 2, 3), baseline=True,
+                                 # size 0 and the cap: the grid's smallest train split
+                                 # ("grid", the paper's) or each target's ("target")
+                                 size_cap="grid",
                                  sources_dir=""))  # "" = WORKDIR/sources
   config.lock()
   return config

@@ -4,6 +4,10 @@
       --config.data.data_dir=DATA --workdir=runs/real_v2/STRATEGY
   bash launch/real_v2.sh runs/real_v2 DATA      # every strategy in turn, resumable
 
+STRATEGY,full (e.g. configs/real_v2.py:freeze,full) is the whole study for a GPU:
+all four targets, every single source and the leave-one-out pool, sizes 20..400
+and each target's own train split (config.sweep.size_cap="target").
+
 STRATEGY is one of STRATEGIES below. Every grid shares the targets, sizes, seeds
 and adaptation subsets, so seed s of a strategy's cell and seed s of the
 `baseline` grid's cell adapt on the same windows: the gains are paired per seed
@@ -47,10 +51,10 @@ def leave_one_out(target: str) -> str:
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
-  strategy = arg or "baseline"
-  if strategy not in STRATEGIES:
-    raise ValueError(f"configs/real_v2.py:{strategy}: unknown strategy; expected one of "
-                     f"{sorted(STRATEGIES)}")
+  strategy, *variant = (arg or "baseline").split(",")
+  if strategy not in STRATEGIES or variant not in ([], ["full"]):
+    raise ValueError(f"configs/real_v2.py:{arg}: expected STRATEGY or STRATEGY,full with a "
+                     f"strategy of {sorted(STRATEGIES)}")
   fields = dict(STRATEGIES[strategy])
   config = real.get_config()
   with config.unlocked():
@@ -61,6 +65,13 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.adapt.size = 200
     config.sweep.pairs = tuple(f"{source}->{target}" for target in TARGETS
                                for source in (SINGLE_SOURCE, leave_one_out(target)))
+    if variant:  # the whole study, for a GPU: every target, every source, up to each
+      # target's own train split
+      config.sweep.pairs = tuple(f"{source}->{target}" for target in config.datasets
+                                 for source in (*[d for d in config.datasets if d != target],
+                                                leave_one_out(target)))
+      config.sweep.sizes = (20, 50, 100, 200, 400, 0)
+      config.sweep.size_cap = "target"
     config.sweep.blocks = tuple(fields.pop("blocks", ()))
     config.sweep.baseline = strategy == "baseline"
     config.sweep.sources_dir = "../sources"  # one set of source models for every strategy

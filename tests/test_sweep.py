@@ -321,3 +321,19 @@ def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config
   assert sweep.run(config, workdir, progress=False)["cells_run"] == 1  # the rest
   records, _ = results.load([workdir])
   assert {r["source"] for r in records} == {None, "syn_smoke_a", "syn_smoke_c"}
+
+
+def test_size_cap_by_target_lets_each_target_reach_its_own_train_split():
+  config = smoke.get_config()
+  config.sweep.pairs = ("syn_smoke_a->syn_smoke_b", "syn_smoke_b->syn_smoke_a")
+  config.sweep.sizes, config.sweep.blocks, config.sweep.baseline = (20, 500, 0), (1,), False
+  train = {"syn_smoke_a": 300, "syn_smoke_b": 800}
+  sizes = lambda cells, target: sorted(c.size for c in cells if c.target == target)
+  paper = sweep.expand(config, train)  # "grid": every target capped at 300
+  assert sizes(paper, "syn_smoke_a") == sizes(paper, "syn_smoke_b") == [20, 300]
+  config.sweep.size_cap = "target"
+  own = sweep.expand(config, train)
+  assert sizes(own, "syn_smoke_a") == [20, 300] and sizes(own, "syn_smoke_b") == [20, 500, 800]
+  config.sweep.size_cap = "each"
+  with pytest.raises(sweep.SweepError, match="size_cap='each'"):
+    sweep.expand(config, train)

@@ -2,8 +2,10 @@
 
 config.sweep declares the grid (configs/paper.py):
   pairs     ("source->target", ...); () = every ordered pair of config.datasets
-  sizes     adaptation sizes; 0 = the smallest train split among the grid's
-            datasets (the paper's largest size); larger sizes are capped to it
+  sizes     adaptation sizes; 0 = the largest size: by size_cap, the smallest train
+            split among the grid's datasets ("grid", the paper's: one largest size
+            for every target) or each target's own train split ("target"); larger
+            sizes are capped to it
   blocks    transferred (and, by config.transfer.mode, frozen) blocks per cell
   baseline  also train each target from scratch on each size (nothing transferred)
   sources_dir  where the source models live: "" = WORKDIR/sources; a relative path is
@@ -104,6 +106,9 @@ def check_grid(config) -> None:
   if not sweep.sizes or any(int(s) < 0 for s in sweep.sizes):
     raise SweepError(f"config.sweep.sizes {tuple(sweep.sizes)}: give positive sizes "
                      "(0 = the smallest train split)")
+  if sweep.get("size_cap", "grid") not in ("grid", "target"):
+    raise SweepError(f"config.sweep.size_cap={sweep.size_cap!r}: expected 'grid' (every target "
+                     "capped at the grid's smallest train split) or 'target' (its own)")
   if config.train.num_seeds < 1:
     raise SweepError(f"config.train.num_seeds={config.train.num_seeds}: need at least 1")
 
@@ -114,10 +119,12 @@ def expand(config, train_sizes: Mapping[str, int]) -> list[Cell]:
   train_sizes: windows in each dataset's train split (for the size cap)."""
   check_grid(config)
   grid_pairs = pairs(config)
-  sizes = cap_sizes(config.sweep.sizes, [train_sizes[d] for d in datasets(config)])
+  by_target = config.sweep.get("size_cap", "grid") == "target"
+  grid_sizes = cap_sizes(config.sweep.sizes, [train_sizes[d] for d in datasets(config)])
   cells = []
   for target in dict.fromkeys(t for _, t in grid_pairs):
     sources = [s for s, t in grid_pairs if t == target]
+    sizes = cap_sizes(config.sweep.sizes, [train_sizes[target]]) if by_target else grid_sizes
     for size in sizes:
       if config.sweep.baseline:
         cells.append(Cell(target, size, 0, None))
