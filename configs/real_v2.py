@@ -75,5 +75,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.sweep.blocks = tuple(fields.pop("blocks", ()))
     config.sweep.baseline = strategy == "baseline"
     config.sweep.sources_dir = "../sources"  # one set of source models for every strategy
+    # how it runs, not its numbers: 128-row evaluation chunks pad a validation split of
+    # 217-582 windows far less than 512-row ones (1.5-2x faster on the 2-core CPU)
+    config.runtime.eval_batch_size = 128
     config.transfer.update(fields)
   return config
