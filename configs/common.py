@@ -55,6 +55,8 @@ def model_config() -> ConfigDict:
       # how the convolutions run: "xla" (lax.conv) or "unfold" (one matrix product each,
       # the same parameters: docs/performance.md#convolutions-as-matrix-products)
       conv="xla",
+      # the towers as one computation with a tower axis (parameters still tower_i/...)
+      stack_towers=False,
   ))
 
 

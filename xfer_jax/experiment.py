@@ -261,7 +261,10 @@ def abstract_variables(config, num_classes: int) -> dict:
 def _abstract_variables(key: str) -> dict:
   model_config, num_classes, rate_hz, window = json.loads(key)
   model = build_model(model_config, num_classes, rate_hz)
-  return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, window, 3)))
+  # as users, checkpoints and transfer rules see them: one tower_i subtree per tower
+  user = lambda variables: {k: model.to_user_layout(v) for k, v in variables.items()}
+  return jax.eval_shape(lambda key, x: user(model.init(key, x)), jax.random.key(0),
+                        jnp.zeros((1, window, 3)))
 
 
 def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = None, *,

@@ -73,7 +73,7 @@ _FORMER_TRAIN_RUNTIME = ("epoch_loop", "seed_chunk", "num_devices", "batch_devic
 # fields added since GRID_FORMAT 2, with the value that reproduces what a config
 # saved before them computed: a saved grid without them is the same grid
 ADDED_FIELDS = {"data.min_labelled": 0.5, "data.check_units": True,
-                "data.allow_lost_classes": False, "model.conv": "xla",
+                "data.allow_lost_classes": False, "model.conv": "xla", "model.stack_towers": False,
                 "sweep.size_cap": "grid"}
 
 

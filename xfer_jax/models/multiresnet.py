@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from xfer_jax.models.spectrogram import log_spectrogram
@@ -204,10 +205,36 @@ class MultiResNet(nn.Module):
   # how the convolutions run: "xla" (lax.conv) or "unfold" (a matrix product per
   # convolution: UnfoldConv); the parameters are the same either way
   conv: str = "xla"
+  # the towers as one computation with a leading tower axis (nn.vmap over Tower):
+  # with conv="unfold" each layer is one matrix product over towers (and seeds).
+  # Users, checkpoints and transfer rules still see tower_0, tower_1, ...: Step
+  # converts between the two layouts (to_model_layout, to_user_layout)
+  stack_towers: bool = False
 
   @property
   def num_blocks(self) -> int:
     return len(self.filters)
+
+  @property
+  def num_towers(self) -> int:
+    return 4 if self.use_magnitude else 3
+
+  def to_model_layout(self, tree):
+    """A params or batch-stats tree in the user layout (tower_i/...) as the module
+    holds it: stacked under towers/ when stack_towers."""
+    if not self.stack_towers or not tree:
+      return tree
+    names = [f"tower_{i}" for i in range(self.num_towers)]
+    rest = {k: v for k, v in tree.items() if k not in names}
+    return {**rest, "towers": jax.tree.map(lambda *xs: jnp.stack(xs), *[tree[n] for n in names])}
+
+  def to_user_layout(self, tree):
+    """The inverse of to_model_layout: one tower_i subtree per tower."""
+    if not self.stack_towers or not tree:
+      return tree
+    rest = {k: v for k, v in tree.items() if k != "towers"}
+    return {**rest, **{f"tower_{i}": jax.tree.map(lambda a, i=i: a[i], tree["towers"])
+                       for i in range(self.num_towers)}}
 
   @nn.compact
   def __call__(self, x_BxLx3, train: bool = False, mask_B=None):
@@ -218,12 +245,19 @@ class MultiResNet(nn.Module):
     channels = [x_BxLx3[..., i] for i in range(x_BxLx3.shape[-1])]
     if self.use_magnitude:
       channels.append(jnp.linalg.norm(x_BxLx3, axis=-1))
-    towers = [Tower(self.filters, self.layers_per_block, self.kernel_size, self.pool_size,
-                    self.spectral_window, self.spectral_hop, self.spectral_filters,
-                    self.spectral_kernel_size, self.rate_hz, tuple(self.frozen_bn),
-                    self.bn_momentum, self.conv, name=f"tower_{c}") for c in range(len(channels))]
-    x = jnp.concatenate([tower(x_BxL, train, mask_Bx1x1) for tower, x_BxL in zip(towers, channels)],
-                        axis=-1)
+    tower_args = (self.filters, self.layers_per_block, self.kernel_size, self.pool_size,
+                  self.spectral_window, self.spectral_hop, self.spectral_filters,
+                  self.spectral_kernel_size, self.rate_hz, tuple(self.frozen_bn),
+                  self.bn_momentum, self.conv)
+    if self.stack_towers:
+      towers = nn.vmap(Tower, variable_axes={"params": 0, "batch_stats": 0},
+                       split_rngs={"params": True, "dropout": True},
+                       in_axes=(0, None, None), out_axes=0)(*tower_args, name="towers")
+      x_TxBxF = towers(jnp.stack(channels), train, mask_Bx1x1)
+      x = jnp.moveaxis(x_TxBxF, 0, 1).reshape(x_TxBxF.shape[1], -1)  # as the concatenation
+    else:
+      x = jnp.concatenate([Tower(*tower_args, name=f"tower_{c}")(x_BxL, train, mask_Bx1x1)
+                           for c, x_BxL in enumerate(channels)], axis=-1)
     for i, units in enumerate(self.dense_units):
       x = nn.relu(nn.Dense(units, name=f"dense_{i}")(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
