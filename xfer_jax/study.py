@@ -244,6 +244,11 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping]) -
                                                        "temporal_blocks"))), ""]
   by_target = _by(transfer_rows, "target")
   lines += ["## Per target: classes and what transfer did", "",
+            "The paper's claim that few-class targets gain most is read off this table; "
+            "with three or four targets that differ in much else it cannot be tested. "
+            "Where a pooled source includes the largest dataset, the source comparisons "
+            "confound its size with its similarity (the design page beside this file "
+            "gives the sizes).", "",
             format_markdown([{"target": t, "classes": classes[t], "cells": len(g),
                               "wins": sum(r["micro_f1_verdict"] == "win" for r in g),
                               "losses": sum(r["micro_f1_verdict"] == "loss" for r in g),
