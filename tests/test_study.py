@@ -83,6 +83,9 @@ def test_summary_answers_each_question_from_the_records(root):
   half = stats.mean_ci(TIE - 0.1 - np.array(jitter_of(records)))[1]
   assert f"| t | 20 | freeze | 1 | a+b | a | -10.0 ± {100 * half:.1f} | " in text
   assert "| baseline | 2 | 2 | 10 |" in text and "| freeze | 3 | 4 | 15 |" in text
+  # k is shown where it decides what is transferred
+  assert study._cell({"strategy": "spectral", "source": "a", "blocks": 1}, grids) == "spectral, a"
+  assert study._cell({"strategy": "freeze", "source": "a", "blocks": 2}, grids) == "freeze, a, k=2"
   csv_header = (root / "out" / "results.csv").read_text().splitlines()[0]
   assert csv_header.startswith("target,strategy,source,size,blocks")
   assert set(paths) == {"summary", "csv"}

@@ -125,11 +125,19 @@ def _pts(value: float | None, ci: float | None = None) -> str:
   return f"{100 * value:+.1f}" + (f" ± {100 * ci:.1f}" if ci is not None else "")
 
 
-def _cell(row: Mapping) -> str:
-  return f"{row['strategy']}, {row['source']}, k={row['blocks']}"
+# the modes whose transfer does not depend on k: everything but the head is copied
+WHOLE_MODEL_MODES = ("finetune_all", "discriminative", "lp_ft")
 
 
-def best_per_target_size(rows: Sequence[Mapping]) -> list[dict]:
+def _cell(row: Mapping, grids: Mapping[str, Mapping]) -> str:
+  """strategy, source[, k where the strategy's k decides what is transferred]."""
+  fields = grids.get(row["strategy"], {})
+  nominal_k = (fields.get("transfer.mode") in WHOLE_MODEL_MODES
+               or fields.get("transfer.branch") == "spectral")
+  return f"{row['strategy']}, {row['source']}" + ("" if nominal_k else f", k={row['blocks']}")
+
+
+def best_per_target_size(rows: Sequence[Mapping], grids: Mapping[str, Mapping]) -> list[dict]:
   """The strategy cell with the highest mean micro-F1 per target and size."""
   out = []
   for (target, size), group in _by(rows, "target", "size").items():
@@ -140,7 +148,7 @@ def best_per_target_size(rows: Sequence[Mapping]) -> list[dict]:
     best = max(transfer, key=lambda r: r["micro_f1_mean"])
     out.append({"target": target, "size": size,
                 "baseline": f"{100 * base[0]['micro_f1_mean']:.1f}",
-                "best cell": _cell(best), "micro_f1": f"{100 * best['micro_f1_mean']:.1f}",
+                "best cell": _cell(best, grids), "micro_f1": f"{100 * best['micro_f1_mean']:.1f}",
                 "gain (95% CI)": _pts(best["micro_f1_gain"], best["micro_f1_gain_ci95"]),
                 "p (Holm)": _p(best["micro_f1_p_holm"]), "verdict": best["micro_f1_verdict"],
                 "macro gain": _pts(best["macro_f1_gain"], best["macro_f1_gain_ci95"])})
@@ -231,7 +239,7 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping]) -
       "one family).", "",
       format_markdown(per_strategy(rows, records, grids)), "",
       "### The best cell per target and size", "",
-      format_markdown(best_per_target_size(rows)), ""]
+      format_markdown(best_per_target_size(rows, grids)), ""]
   if multi:
     lines += ["## Multi-source pretraining against a single source", "",
               _verdict_count(multi) + " (pooled minus single).", "",
