@@ -71,8 +71,10 @@ def test_summary_answers_each_question_from_the_records(root):
   assert "| t | 20 | 50.1 | freeze, a, k=1 | 60.1 | +10.0 ± 1.0 | " in text
   assert "| win | +5.0 ± 0.5 |" in text  # macro-F1 is half the micro-F1 in the fixture
   assert "| t | 50 | 60.1 | freeze, a, k=1 | 40.1 | -20.0 ± 1.0 | " in text
-  freeze = re.search(r"\| freeze \| 3 \| (\d) \| (\d) \| 0 \| ([+-][\d.]+) \| 1 \| (\d+)/15 \|", text)
+  freeze = re.search(r"\| freeze \| 3 \| (\d) \| (\d) \| 0 \| ([+-][\d.]+) \| 1 \| 30 \| (\d+)/15 \|",
+                     text)
   assert freeze.groups() == ("1", "1", "-3.3", "10")
+  assert "at most 30 epochs" in text
   # pooled source vs single: 10 points lower
   (multi,) = study.multi_vs_single(study.seed_values(records))
   assert (multi["pooled"], multi["single"]) == ("a+b", "a")
@@ -104,6 +106,19 @@ def test_grids_that_differ_beyond_the_strategy_are_refused(root):
   path.write_text(json.dumps(saved))
   with pytest.raises(study.StudyError, match=r"spectral.*model\.bn_momentum"):
     study.load(root)
+
+
+def test_a_strategy_may_have_its_own_epoch_cap(root):
+  # a slow strategy (copies at a fraction of the learning rate) gets a higher cap; the
+  # records at the cap are counted against its own
+  path = root / "freeze" / results.GRID_FILE
+  saved = json.loads(path.read_text())
+  saved["fields"]["train.max_epochs"] = 60
+  path.write_text(json.dumps(saved))
+  records, grids = study.load(root)
+  text, _ = study.summary_markdown(records, grids)
+  assert "at most 30 (baseline, spectral, temporal) / 60 (freeze) epochs" in text
+  assert re.search(r"\| freeze \| 3 \| .* \| 60 \| 0/15 \|", text)
 
 
 def test_a_study_without_its_baseline_is_refused(root):

@@ -32,8 +32,11 @@ from xfer_jax.console import format_markdown
 from xfer_jax.data.atomic import write_text
 
 BASELINE = "baseline"
-# the fields a strategy may change; every other grid field is shared by the study
-STRATEGY_FIELDS = ("transfer.", "sweep.blocks", "sweep.baseline")
+# the fields a strategy may change; every other grid field is shared by the study. The
+# epoch cap is one: a strategy that trains its copies at a fraction of the learning
+# rate needs more epochs before early stopping ends it, and a cell that stops early
+# records the same numbers under any higher cap
+STRATEGY_FIELDS = ("transfer.", "sweep.blocks", "sweep.baseline", "train.max_epochs")
 
 
 class StudyError(results.ResultsError):
@@ -167,6 +170,7 @@ def per_strategy(rows: Sequence[Mapping], records: Sequence[Mapping], grids: Map
                 "untested": sum(r["micro_f1_p"] is None for r in group),
                 "mean gain": _pts(float(np.mean([r["micro_f1_gain"] for r in group]))),
                 "gain > 0": sum(r["micro_f1_gain"] > 0 for r in group),
+                "epoch cap": cap,
                 "records at the epoch cap": f"{sum(r['epochs'] >= cap for r in mine)}/{len(mine)}"})
   return out
 
@@ -210,6 +214,15 @@ def coverage(rows: Sequence[Mapping], grids: Mapping[str, Mapping]) -> list[dict
   return out
 
 
+def _caps(grids: Mapping[str, Mapping]) -> str:
+  """The epoch cap, or each strategy's where they differ."""
+  caps = {s: f["train.max_epochs"] for s, f in grids.items()}
+  if len(set(caps.values())) == 1:
+    return str(caps[BASELINE])
+  return " / ".join(f"{cap} ({', '.join(s for s in caps if caps[s] == cap)})"
+                    for cap in sorted(set(caps.values())))
+
+
 def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping]) -> tuple[str, list[dict]]:
   rows = report.aggregate(records)
   values = seed_values(records)
@@ -226,7 +239,7 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping]) -
       f"{len(records)} records in {len(rows)} cells; seeds per cell {base['train.num_seeds']}; "
       f"sizes {base['sweep.sizes']}; targets "
       + ", ".join(f"{t} ({c} classes)" for t, c in sorted(classes.items()))
-      + f"; at most {base['train.max_epochs']} epochs, patience {base['train.patience']}; "
+      + f"; at most {_caps(grids)} epochs, patience {base['train.patience']}; "
       f"batch-norm momentum {base['model.bn_momentum']}.", "",
       "Micro-F1 in %; a gain is the mean of the per-seed differences against the baseline "
       "on the same windows, in points, ± the half-width of its 95 % t-interval. Significant "
