@@ -2,10 +2,14 @@
 
   python -m launch.study --root=docs/results/real_v2
   python -m launch.study --root=runs/real_v2 --out=runs/real_v2_summary
+  python -m launch.study --root=runs/real_v2 --out=docs/results/real_v2 --publish
 
 ROOT holds one sweep workdir per strategy (launch/real_v2.sh): ROOT/<strategy>/
-with its sweep.json and results*.jsonl (source models are not read). See
-xfer_jax/study.py for the comparisons and their statistics.
+with its sweep.json and results*.jsonl, and ROOT/sources/<source>/result.json
+(read for the source models' table; their checkpoints are not). With --publish,
+those files are first copied into OUT (atomically, so OUT can be committed while
+the study runs) and the summary is made from the copies. See xfer_jax/study.py
+for the comparisons and their statistics.
 """
 
 from absl import flags
@@ -16,12 +20,18 @@ from xfer_jax import study
 
 _ROOT = flags.DEFINE_string("root", None, "folder of the strategy workdirs", required=True)
 _OUT = flags.DEFINE_string("out", None, "folder for summary.md and results.csv (default: ROOT)")
+_PUBLISH = flags.DEFINE_bool("publish", False, "copy ROOT's records into OUT first and summarise "
+                             "the copies")
 
 
 def main(argv):
   del argv
   start_process()
-  for name, path in study.write(_ROOT.value, _OUT.value or _ROOT.value).items():
+  root, out = _ROOT.value, _OUT.value or _ROOT.value
+  if _PUBLISH.value:
+    print(f"published {len(study.publish(root, out))} record files into {out}")
+    root = out
+  for name, path in study.write(root, out).items():
     print(f"{name}: {path}")
 
 

@@ -52,6 +52,12 @@ def root(tmp_path):
   _records(folder, key, {("a", 20, 1): base + 0.02 + jitter[::-1]})
   folder, key = _grid(tmp_path, "temporal", pairs, [1], False, **{"transfer.branch": "temporal"})
   _records(folder, key, {("a", 20, 1): base + 0.05 + jitter})
+  source = tmp_path / study.SOURCES / "a"
+  source.mkdir(parents=True)
+  (source / "result.json").write_text(json.dumps({
+      "train_windows": 900, "num_classes": 6,
+      "per_seed": [{"seed": s, "epochs": 10 + s, "micro_f1": 0.7 + s / 100} for s in SEEDS]}))
+  (source / "checkpoint.bin").write_bytes(b"weights")  # not a record: publish leaves it
   return tmp_path
 
 
@@ -88,6 +94,7 @@ def test_summary_answers_each_question_from_the_records(root):
   # k is shown where it decides what is transferred
   assert study._cell({"strategy": "spectral", "source": "a", "blocks": 1}, grids) == "spectral, a"
   assert study._cell({"strategy": "freeze", "source": "a", "blocks": 2}, grids) == "freeze, a, k=2"
+  assert "| a | 900 | 6 | 5 | 10–14 | 72.0 |" in text  # the source model, from its result.json
   csv_header = (root / "out" / "results.csv").read_text().splitlines()[0]
   assert csv_header.startswith("target,strategy,source,size,blocks")
   assert set(paths) == {"summary", "csv"}
@@ -119,6 +126,25 @@ def test_a_strategy_may_have_its_own_epoch_cap(root):
   text, _ = study.summary_markdown(records, grids)
   assert "at most 30 (baseline, spectral, temporal) / 60 (freeze) epochs" in text
   assert re.search(r"\| freeze \| 3 \| .* \| 60 \| 0/15 \|", text)
+
+
+def test_publish_copies_the_records_and_not_the_checkpoints(root, tmp_path_factory):
+  out = tmp_path_factory.mktemp("published")
+  copied = study.publish(root, out)
+  names = sorted(str(p.relative_to(out)) for p in copied)
+  assert names == ["baseline/results.jsonl", "baseline/sweep.json", "freeze/results.jsonl",
+                   "freeze/sweep.json", "sources/a/result.json", "spectral/results.jsonl",
+                   "spectral/sweep.json", "temporal/results.jsonl", "temporal/sweep.json"]
+  assert not (out / "sources" / "a" / "checkpoint.bin").exists()
+  study.write(root, root / "out")
+  study.write(out, out)
+  assert (out / "summary.md").read_text() == (root / "out" / "summary.md").read_text()
+
+
+def test_a_damaged_source_result_is_named(root):
+  (root / "sources" / "a" / "result.json").write_text('{"per_seed": []}')
+  with pytest.raises(study.StudyError, match=r"sources/a/result.json: expected a source model"):
+    study.source_models(root)
 
 
 def test_a_study_without_its_baseline_is_refused(root):

@@ -1,6 +1,7 @@
 """A study of several transfer strategies, read from one grid per strategy.
 
   ROOT/<strategy>/sweep.json, results*.jsonl   (launch/real_v2.sh writes them)
+  ROOT/sources/<source>/result.json             the source models' own results
   python -m launch.study --root=ROOT --out=DIR  # DIR/summary.md, DIR/results.csv
 
 Every grid of a study shares its targets, sizes, seeds and adaptation subsets (a
@@ -21,6 +22,7 @@ write() renders them as summary.md and results.csv from the records alone.
 from __future__ import annotations
 
 import collections
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,9 +31,10 @@ import numpy as np
 
 from xfer_jax import report, results, stats
 from xfer_jax.console import format_markdown
-from xfer_jax.data.atomic import write_text
+from xfer_jax.data.atomic import write_bytes, write_text
 
 BASELINE = "baseline"
+SOURCES = "sources"  # ROOT/sources/<source>/result.json: what each source model reached
 # the fields a strategy may change; every other grid field is shared by the study. The
 # epoch cap is one: a strategy that trains its copies at a fraction of the learning
 # rate needs more epochs before early stopping ends it, and a cell that stops early
@@ -67,6 +70,38 @@ def load(root: str | os.PathLike) -> tuple[list[dict], dict[str, dict]]:
       raise StudyError(f"{root / strategy}: its grid differs from {root / BASELINE} in more than "
                        f"the strategy ({differences})")
   return records, grids
+
+
+def source_models(root: str | os.PathLike) -> list[dict]:
+  """Per source model of ROOT/sources: its train windows and classes, and over its
+  seeds the epochs it ran and its micro-F1 on its own test split."""
+  rows = []
+  for path in sorted(Path(root).glob(f"{SOURCES}/*/result.json")):
+    try:
+      result = json.loads(path.read_text())
+      seeds = result["per_seed"]
+      epochs, f1 = [s["epochs"] for s in seeds], [s["micro_f1"] for s in seeds]
+      windows, classes = result["train_windows"], result["num_classes"]
+    except (ValueError, KeyError, TypeError) as e:
+      raise StudyError(f"{path}: expected a source model's result.json (per_seed epochs and "
+                       f"micro_f1, train_windows, num_classes): {e!r}") from None
+    rows.append({"source": path.parent.name, "train windows": windows, "classes": classes,
+                 "seeds": len(seeds), "epochs": f"{min(epochs)}–{max(epochs)}",
+                 "test micro-F1": f"{100 * float(np.mean(f1)):.1f}"})
+  return rows
+
+
+def publish(run_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+  """Copies a running study's records into out_dir (each grid's sweep.json and
+  results*.jsonl, each source's result.json; checkpoints stay behind), each file
+  atomically, so out_dir can be committed while the study goes on."""
+  run_root, out_dir = Path(run_root), Path(out_dir)
+  files = [p for folder in sorted(p.parent for p in run_root.glob(f"*/{results.GRID_FILE}"))
+           for p in [folder / results.GRID_FILE, *results.results_files(folder)]]
+  files += sorted(run_root.glob(f"{SOURCES}/*/result.json"))
+  for path in files:
+    write_bytes(out_dir / path.relative_to(run_root), path.read_bytes())
+  return [out_dir / path.relative_to(run_root) for path in files]
 
 
 def seed_values(records: Sequence[Mapping], metric: str = "micro_f1") -> dict[tuple, dict[int, float]]:
@@ -223,7 +258,8 @@ def _caps(grids: Mapping[str, Mapping]) -> str:
                     for cap in sorted(set(caps.values())))
 
 
-def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping]) -> tuple[str, list[dict]]:
+def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
+                     sources: Sequence[Mapping] = ()) -> tuple[str, list[dict]]:
   rows = report.aggregate(records)
   values = seed_values(records)
   base = grids[BASELINE]
@@ -246,6 +282,8 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping]) -
       f"= paired t over seeds, {stats.CORRECTION}-corrected within the question's family, "
       f"p < {stats.ALPHA}.", "",
       "## What has run", "", format_markdown(coverage(rows, grids)), "",
+      *(["The source models (every seed; micro-F1 in % on the source's own test split):", "",
+         format_markdown(list(sources)), ""] if sources else []),
       "## Transfer against the baseline", "",
       f"**{wins} significant wins and {losses} significant losses among {len(transfer_rows)} "
       f"transfer cells** ({sum(r['micro_f1_p'] is not None for r in transfer_rows)} tested; "
@@ -281,7 +319,7 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping]) -
 def write(root: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, str]:
   """out_dir/summary.md and out_dir/results.csv (a row per strategy's cell)."""
   records, grids = load(root)
-  text, rows = summary_markdown(records, grids)
+  text, rows = summary_markdown(records, grids, source_models(root))
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   paths = {"summary": out / "summary.md", "csv": out / "results.csv"}
