@@ -6,7 +6,7 @@
 #
 #   bash launch/real_v2.sh ROOT DATA_DIR [STRATEGY ...]
 #
-# Then: python -m launch.study --root=ROOT --out=docs/results/real_v2
+# Then: python -m launch.study --root=ROOT --out=docs/results/real_v2 --publish
 set -u -o pipefail
 root=${1:?usage: real_v2.sh ROOT DATA_DIR [STRATEGY ...]}
 data=${2:?usage: real_v2.sh ROOT DATA_DIR [STRATEGY ...]}
