@@ -77,10 +77,12 @@ def test_summary_answers_each_question_from_the_records(root):
   assert "| t | 20 | 50.1 | freeze, a, k=1 | 60.1 | +10.0 ± 1.0 | " in text
   assert "| win | +5.0 ± 0.5 |" in text  # macro-F1 is half the micro-F1 in the fixture
   assert "| t | 50 | 60.1 | freeze, a, k=1 | 40.1 | -20.0 ± 1.0 | " in text
-  freeze = re.search(r"\| freeze \| 3 \| (\d) \| (\d) \| 0 \| ([+-][\d.]+) \| 1 \| 30 \| (\d+)/15 \|",
+  freeze = re.search(r"\| freeze \| 3 \| (\d) \| (\d) \| ([+-][\d.]+) \| 0 \| 1 \| 30 \| (\d+)/15 \|",
                      text)
   assert freeze.groups() == ("1", "1", "-3.3", "10")
   assert "at most 30 epochs" in text
+  # per size: at n = 20 the freeze cells gain +10 (from a) and -0.04 (pooled), at 50 -20
+  assert "| 20 | freeze | 2 | 1 | 0 | +5.0 |" in text and "| 50 | freeze | 1 | 0 | 1 | -20.0 |" in text
   # pooled source vs single: 10 points lower
   (multi,) = study.multi_vs_single(study.seed_values(records))
   assert (multi["pooled"], multi["single"]) == ("a+b", "a")

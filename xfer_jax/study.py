@@ -197,13 +197,10 @@ def per_strategy(rows: Sequence[Mapping], records: Sequence[Mapping], grids: Map
   """Per strategy: cells, significant wins and losses, mean gain, records at the epoch cap."""
   out = []
   for strategy, group in _by([r for r in rows if r["source"] != BASELINE], "strategy").items():
-    verdicts = [r["micro_f1_verdict"] for r in group]
     cap = grids[strategy]["train.max_epochs"]
     mine = [r for r in records if r["strategy"] == strategy]
-    out.append({"strategy": strategy, "cells": len(group),
-                "wins": verdicts.count("win"), "losses": verdicts.count("loss"),
+    out.append({"strategy": strategy, **_gains(group),
                 "untested": sum(r["micro_f1_p"] is None for r in group),
-                "mean gain": _pts(float(np.mean([r["micro_f1_gain"] for r in group]))),
                 "gain > 0": sum(r["micro_f1_gain"] > 0 for r in group),
                 "epoch cap": cap,
                 "records at the epoch cap": f"{sum(r['epochs'] >= cap for r in mine)}/{len(mine)}"})
@@ -224,6 +221,13 @@ def _p(p: float | None) -> str:
 def _paired_table(rows: Sequence[Mapping], columns: Sequence[str]) -> list[dict]:
   return [{**{c: r[c] for c in columns}, "difference (95% CI)": _pts(r["diff"], r["ci95"]),
            "p (Holm)": _p(r["p_holm"]), "verdict": r["verdict"]} for r in rows]
+
+
+def _gains(group: Sequence[Mapping]) -> dict:
+  """Cells, significant wins and losses, and the mean gain of a group of transfer cells."""
+  return {"cells": len(group), "wins": sum(r["micro_f1_verdict"] == "win" for r in group),
+          "losses": sum(r["micro_f1_verdict"] == "loss" for r in group),
+          "mean gain": _pts(float(np.mean([r["micro_f1_gain"] for r in group])))}
 
 
 def _verdict_count(rows: Sequence[Mapping]) -> str:
@@ -301,18 +305,19 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
               _verdict_count(spectral) + " (spectral-only minus temporal-only).", "",
               format_markdown(_paired_table(spectral, ("target", "size", "source",
                                                        "temporal_blocks"))), ""]
-  by_target = _by(transfer_rows, "target")
   lines += ["## Per target: classes and what transfer did", "",
             "The paper's claim that few-class targets gain most is read off this table; "
             "with three or four targets that differ in much else it cannot be tested. "
             "Where a pooled source includes the largest dataset, the source comparisons "
             "confound its size with its similarity (the design page beside this file "
             "gives the sizes).", "",
-            format_markdown([{"target": t, "classes": classes[t], "cells": len(g),
-                              "wins": sum(r["micro_f1_verdict"] == "win" for r in g),
-                              "losses": sum(r["micro_f1_verdict"] == "loss" for r in g),
-                              "mean gain": _pts(float(np.mean([r["micro_f1_gain"] for r in g])))}
-                             for t, g in sorted(by_target.items())]), ""]
+            format_markdown([{"target": t, "classes": classes[t], **_gains(g)}
+                             for t, g in sorted(_by(transfer_rows, "target").items())]), "",
+            "## Per adaptation size and strategy", "",
+            "The paper's claim that transfer helps most with few labelled windows is read "
+            "off this table.", "",
+            format_markdown([{"size": n, "strategy": s, **_gains(g)} for (n, s), g in
+                             sorted(_by(transfer_rows, "size", "strategy").items())]), ""]
   return "\n".join(lines), rows
 
 
