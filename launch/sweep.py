@@ -36,8 +36,9 @@ _NUM_TASKS = flags.DEFINE_integer("num_tasks", None, "slices the grid is cut int
                                   "(default: SLURM_ARRAY_TASK_COUNT, else 1)")
 _REPORT = flags.DEFINE_bool("report", None, "write the report after the slice "
                             "(default: when this is the only task)")
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "print this task's cells, the grid's size and "
-                             "its projected wall time on this machine (writes nothing)")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "print the cells this call would run (recorded "
+                             "ones skipped), the grid's size and the projected wall time on "
+                             "this machine (writes nothing)")
 _SOURCES = flags.DEFINE_list(
     "sources", None, "run only the cells from these sources (and the baselines) in this call: "
     "a later call without it runs the rest; as task slices, it never changes a number")
@@ -111,9 +112,11 @@ def main(argv):
     return
   task_index, num_tasks = task()
   if _DRY_RUN.value:
-    print("\n".join(c.name for c in sweep.task_slice(sweep.expand(
-        config, sweep.train_sizes(config)), task_index, num_tasks)))
-    plan = sweep.plan(config, task_index, num_tasks, calibrate=_CALIBRATE.value)
+    plan = sweep.plan(config, task_index, num_tasks, calibrate=_CALIBRATE.value,
+                      workdir=_WORKDIR.value, sources=_SOURCES.value)
+    print("\n".join(plan.pop("to_run")))
+    if plan["cells_recorded"]:
+      print(f"({plan['cells_recorded']} cells already recorded in {_WORKDIR.value}: skipped)")
     print(json.dumps(plan))
     if "projection" in plan:
       print(cost.describe(plan["projection"]))

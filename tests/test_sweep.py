@@ -306,6 +306,8 @@ def test_a_dry_run_projects_the_cost_and_writes_nothing(smoke_config, tmp_path):
 
 def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config, pretrained,
                                                                       tmp_path):
+  from xfer_jax import cost
+
   config = smoke_config.copy_and_resolve_references()
   config.sweep.pairs = ("syn_smoke_a->syn_smoke_b", "syn_smoke_c->syn_smoke_b")
   config.sweep.sizes, config.sweep.blocks = (20,), (1,)
@@ -318,6 +320,20 @@ def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config
   assert {r["source"] for r in records} == {None, "syn_smoke_a"}
   with pytest.raises(sweep.SweepError, match=r"--sources \['syn_smoke_x'\]"):
     sweep.run(config, workdir, progress=False, sources=["syn_smoke_x"])
+  # a dry run of the resumed workdir plans what a run would do: the recorded cells
+  # and the trained source are left out, and their epochs give the expected cost
+  plan = sweep.plan(config, workdir=workdir)
+  assert plan["cells_recorded"] == 2 and plan["to_run"] == ["syn_smoke_b <- syn_smoke_c, n=20, k=1"]
+  p = plan["projection"]
+  assert p["cells"] == 1 and p["source_models"] == 1  # syn_smoke_c, still to train
+  cells, sources = p["expected_from"]["cells"], p["expected_from"]["sources"]
+  assert cells["runs"] == 2 and sources["runs"] == 1  # syn_smoke_a's model
+  assert cells["mean_epochs"] == pytest.approx(np.mean([r["epochs"] for r in records]))
+  # the expected time: what the recorded cells' epochs cost at the calibrated rate,
+  # scaled by the wall time they took over it
+  assert cells["wall_over_calibration"] > 0 and p["projected_s_expected"] > 0
+  assert "Expected" in cost.describe(p) and "2 recorded cells ran" in cost.describe(p)
+  assert sweep.plan(config, workdir=workdir, sources=["syn_smoke_a"])["to_run"] == []
   assert sweep.run(config, workdir, progress=False)["cells_run"] == 1  # the rest
   records, _ = results.load([workdir])
   assert {r["source"] for r in records} == {None, "syn_smoke_a", "syn_smoke_c"}
@@ -337,3 +353,27 @@ def test_size_cap_by_target_lets_each_target_reach_its_own_train_split():
   config.sweep.size_cap = "each"
   with pytest.raises(sweep.SweepError, match="size_cap='each'"):
     sweep.expand(config, train)
+
+
+def test_the_expected_cost_is_what_the_same_work_took_before(smoke_config):
+  """The expected figure scales the calibration by what has run: cells like those
+  that ran (here the same ones, at the same mean epochs) cost their wall time."""
+  from xfer_jax import benchmark, cost
+
+  config = smoke_config.copy_and_resolve_references()
+  prepared = {"t": benchmark.random_prepared(config, 100, 300), "s": benchmark.random_prepared(
+      config, 1000, 200)}
+  calibration = {"step_s": 0.01, "step_s_per_row": 0.001, "eval_chunk_s": 0.05,
+                 "eval_batch_size": 128, "first_calls_s": 1.0}
+  cells = [sweep.Cell("t", 20, 1, "s"), sweep.Cell("t", 100, 1, "s")]
+  past = [cost.PastRun(20, "t", [14, 16], 30.0), cost.PastRun(100, "t", [16, 14], 90.0)]
+  p = cost.project(config, cells, prepared, [], calibration, past_cells=past)
+  assert p["projected_s_expected"] == pytest.approx(120.0, rel=1e-12)
+  # without past cells there is no expected figure, nor with sources to train and no
+  # trained source to say how long one takes
+  assert "projected_s_expected" not in cost.project(config, cells, prepared, [], calibration)
+  assert "projected_s_expected" not in cost.project(config, cells, prepared, ["s"], calibration,
+                                                    past_cells=past)
+  with_source = cost.project(config, cells, prepared, ["s"], calibration, past_cells=past,
+                             past_sources=[cost.PastRun(1000, "s", [5, 7], 50.0)])
+  assert with_source["projected_s_expected"] == pytest.approx(120.0 + 50.0, rel=1e-12)

@@ -9,7 +9,13 @@ one pass over the validation split, which gives the cost of one evaluation
 chunk. A cell's epoch is then its steps plus its target's validation chunks, and
 a cell ends with one test pass. Epochs are unknown until early stopping decides,
 so the projection is a range: every seed stopping as early as patience allows,
-to every seed running max_epochs. Compilation is estimated apart: the
+to every seed running max_epochs. Where a resumed workdir has run some of the
+same kind of work already (recorded cells for the cells to run, trained source
+models for the sources to train), an expected figure follows from it: that
+work's mean epochs per seed, and its wall time over what the calibration
+predicts for it (the overheads a short calibration misses: a cell's set-up, the
+host's work per epoch, a machine shared with other jobs). Compilation is
+estimated apart: the
 calibration's own first calls (which compile, or load from the persistent cache)
 times the model variants the grid builds (a source model, and per target the
 baseline and each k: their optimiser partitions differ). Data preparation is not
@@ -18,8 +24,9 @@ included.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -81,9 +88,21 @@ def epoch_steps(size: int, batch_size: int) -> tuple[int, int]:
   return (1, small) if small < batch_size else (-(-size // batch_size), batch_size)
 
 
+@dataclasses.dataclass(frozen=True)
+class PastRun:
+  """A cell or source model that has run: its train windows, the dataset it
+  trained on (a key of `prepared`), its seeds' epochs and its wall time."""
+  size: int
+  dataset: str
+  epochs: Sequence[int]
+  wall_s: float
+
+
 def project(config, cells, prepared: Mapping[str, Prepared], sources: list[str],
-            calibration: Mapping) -> dict:
-  """Seed-epochs and projected seconds of a grid's cells and source models."""
+            calibration: Mapping, past_cells: Sequence[PastRun] = (),
+            past_sources: Sequence[PastRun] = ()) -> dict:
+  """Seed-epochs and projected seconds of a grid's cells and source models;
+  past_cells, past_sources: what has run, for the expected figure."""
   tc, c = config.train, calibration
   fewest = min(tc.max_epochs, tc.patience + 1) if tc.patience else tc.max_epochs
   chunks = lambda n: -(-n // c["eval_batch_size"])
@@ -94,23 +113,53 @@ def project(config, cells, prepared: Mapping[str, Prepared], sources: list[str],
                  + chunks(len(dataset.splits["val"])) * c["eval_chunk_s"])
     return epochs * per_epoch + chunks(len(dataset.splits["test"])) * c["eval_chunk_s"]
 
-  runs = [(cell.size, prepared[cell.target]) for cell in cells]
-  runs += [(len(prepared[s].splits["train"]), prepared[s]) for s in sources]
+  cell_runs = [(cell.size, prepared[cell.target]) for cell in cells]
+  source_runs = [(len(prepared[s].splits["train"]), prepared[s]) for s in sources]
+  runs = cell_runs + source_runs
   variants = len({(cell.target, cell.blocks) for cell in cells}) + len(sources)
+  expected = {}
+  if (past_cells or not cells) and (past_sources or not sources):
+    predict = lambda r: run_s(r.size, prepared[r.dataset], float(np.mean(r.epochs)))
+    fits = {kind: _fit(past, predict) for kind, past in (("cells", past_cells),
+                                                          ("sources", past_sources))}
+    expected = {"expected_from": fits, "projected_s_expected": sum(
+        fits[kind]["wall_over_calibration"] * run_s(n, d, fits[kind]["mean_epochs"])
+        for kind, todo in (("cells", cell_runs), ("sources", source_runs)) for n, d in todo)}
   return {"cells": len(cells), "source_models": len(sources), "model_variants": variants,
           "compile_s_estimate": variants * c["first_calls_s"],
           "seed_epochs_max": len(runs) * tc.num_seeds * tc.max_epochs,
           "seed_epochs_min": len(runs) * tc.num_seeds * fewest,
           "projected_s_min": sum(run_s(n, d, fewest) for n, d in runs),
-          "projected_s_max": sum(run_s(n, d, tc.max_epochs) for n, d in runs),
+          "projected_s_max": sum(run_s(n, d, tc.max_epochs) for n, d in runs), **expected,
           "calibration": dict(calibration),
           "not_included": "compilation and data preparation"}
+
+
+def _fit(past: Sequence[PastRun], predict) -> dict:
+  """Mean epochs per seed of past runs, and their wall time over what the
+  calibration predicts for them (predict: PastRun -> seconds)."""
+  if not past:
+    return {"runs": 0, "mean_epochs": 0.0, "wall_over_calibration": 1.0}
+  predicted = sum(predict(r) for r in past)
+  return {"runs": len(past), "mean_epochs": float(np.mean([e for r in past for e in r.epochs])),
+          "wall_over_calibration": sum(r.wall_s for r in past) / predicted}
 
 
 def describe(projection: Mapping) -> str:
   c = projection["calibration"]
   hours = lambda s: f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min"
-  return (f"{projection['cells']} cells + {projection['source_models']} source models: "
+  expected = ""
+  if "projected_s_expected" in projection:
+    ran = []
+    for kind, fit in projection["expected_from"].items():
+      if fit["runs"]:
+        what = "recorded cell" if kind == "cells" else "source model"
+        ran.append(f"{fit['runs']} {what}{'s' if fit['runs'] > 1 else ''} ran "
+                   f"{fit['mean_epochs']:.1f} epochs per seed at "
+                   f"{fit['wall_over_calibration']:.2f} x the calibrated time")
+    expected = (f" Expected {hours(projection['projected_s_expected'])}, as what has run "
+                f"here: {'; '.join(ran)}.")
+  return (f"{projection['cells']} cells to run + {projection['source_models']} source models: "
           f"{projection['seed_epochs_min']}–{projection['seed_epochs_max']} seed-epochs, "
           f"projected {hours(projection['projected_s_min'])} (every seed stopping as early as "
           f"patience allows) to {hours(projection['projected_s_max'])} (all epochs) of "
@@ -119,4 +168,4 @@ def describe(projection: Mapping) -> str:
           f"{c['seeds']} seeds: a training step {1e3 * c['step_s']:.3g} ms + "
           f"{1e3 * c['step_s_per_row']:.3g} ms per row, an evaluation chunk of "
           f"{c['eval_batch_size']} windows {1e3 * c['eval_chunk_s']:.3g} ms; first calls "
-          f"{c['first_calls_s']:.1f} s.")
+          f"{c['first_calls_s']:.1f} s." + expected)

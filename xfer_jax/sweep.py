@@ -35,6 +35,8 @@ import collections
 import contextlib
 import dataclasses
 import fcntl
+import functools
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -232,6 +234,22 @@ def _cell_config(config, cell: Cell):
   return cell_config
 
 
+def of_sources(config, cells: Sequence[Cell], sources: Sequence[str] | None) -> list[Cell]:
+  """The cells from these sources, and the baselines (all cells without `sources`)."""
+  if not sources:
+    return list(cells)
+  declared = {s for s, _ in pairs(config)}
+  unknown = sorted(set(sources) - declared)
+  if unknown:
+    raise SweepError(f"--sources {unknown}: not sources of this grid's pairs ({sorted(declared)})")
+  return [c for c in cells if c.source is None or c.source in sources]
+
+
+def missing_seeds(seeds: Sequence[int], recorded: Mapping[tuple, dict], cell: Cell) -> list[int]:
+  """The cell's seeds that have no record yet."""
+  return [s for s in seeds if (cell.target, cell.source, cell.size, cell.blocks, s) not in recorded]
+
+
 def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
         progress: bool = True, sources: Sequence[str] | None = None) -> dict:
   """Runs this task's slice of the grid, skipping recorded cells; returns a summary.
@@ -249,13 +267,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
     return prepared[name]
 
   cells = expand(config, {d: len(dataset(d).splits["train"]) for d in datasets(config)})
-  mine = task_slice(cells, task_index, num_tasks)
-  if sources:
-    declared = {s for s, _ in pairs(config)}
-    unknown = sorted(set(sources) - declared)
-    if unknown:
-      raise SweepError(f"--sources {unknown}: not sources of this grid's pairs ({sorted(declared)})")
-    mine = [c for c in mine if c.source is None or c.source in sources]
+  mine = of_sources(config, task_slice(cells, task_index, num_tasks), sources)
   fields = results.grid_fields(config)
   results.grid_key(workdir, fields)  # another grid's workdir is refused before any write
   workdir.mkdir(parents=True, exist_ok=True)
@@ -264,12 +276,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
   if is_primary():
     results.repair(out_path)
   recorded = results.recorded(workdir, key)
-  seeds = experiment.seeds(config)
-
-  def missing(cell):
-    return [s for s in seeds
-            if (cell.target, cell.source, cell.size, cell.blocks, s) not in recorded]
-
+  missing = functools.partial(missing_seeds, experiment.seeds(config), recorded)
   todo = [c for c in mine if missing(c)]
   logging.info("task %d/%d: %d cells, %d recorded, %d to run", task_index, num_tasks, len(mine),
                len(mine) - len(todo), len(todo))
@@ -327,26 +334,67 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
           "cells_run": len(todo), "cells_in_grid": len(cells), "compilations": compiles.count,
           "wall_s": time.monotonic() - start,
           "mean_cell_s": (time.monotonic() - start) / len(todo) if todo else 0.0,
-          "seeds": seeds, "config_key": key,
+          "seeds": experiment.seeds(config), "config_key": key,
           "sizes": sorted({c.size for c in cells}), "pairs": len(pairs(config))}
 
 
-def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True) -> dict:
-  """A grid's size and (calibrate) its projected cost on this machine, for this
-  task's slice, before anything runs (xfer_jax/cost.py). Writes nothing."""
+def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True,
+         workdir: str | Path | None = None, sources: Sequence[str] | None = None) -> dict:
+  """A grid's size and (calibrate) the projected cost on this machine of what a run
+  of this task's slice would do (xfer_jax/cost.py). With a workdir, as `run` would
+  resume it: recorded cells and trained source models are left out, and the
+  grid's own records give the expected epochs. Writes nothing."""
   from xfer_jax import cost  # the calibration builds a runner: only when asked
 
   prepared = {d: prepare(d, config.data) for d in datasets(config)}
   sizes = {d: len(p.splits["train"]) for d, p in prepared.items()}
   cells = expand(config, sizes)
-  mine = task_slice(cells, task_index, num_tasks)
-  out = {**grid_size(config, sizes), "task_cells": len(mine)}
-  if calibrate and mine:
-    sources = sorted({c.source for c in mine if c.source is not None})
-    prepared.update({s: pool.prepare_source(s, config.data) for s in sources})
-    calibration = cost.calibrate(config, prepared[mine[0].target])
-    out["projection"] = cost.project(config, mine, prepared, sources, calibration)
+  mine = of_sources(config, task_slice(cells, task_index, num_tasks), sources)
+  recorded, trained, past_sources = {}, set(), []
+  if workdir is not None:
+    workdir = Path(workdir)
+    key = results.grid_key(workdir, results.grid_fields(config))  # another grid's: refused
+    recorded = results.recorded(workdir, key, quiet=True) if key else {}
+    trained = {s for s in {c.source for c in mine} - {None}
+               if (sources_dir(config, workdir) / s / "result.json").exists()}
+    past_sources = _trained_sources(sources_dir(config, workdir))
+  todo = [c for c in mine if missing_seeds(experiment.seeds(config), recorded, c)]
+  out = {**grid_size(config, sizes), "task_cells": len(mine),
+         "cells_recorded": len(mine) - len(todo), "to_run": [c.name for c in todo]}
+  if calibrate and todo:
+    to_train = sorted({c.source for c in todo} - {None} - trained)
+    for name in to_train + [run.dataset for run in past_sources]:
+      if name not in prepared:
+        prepared[name] = pool.prepare_source(name, config.data)
+    past_cells = [cost.PastRun(cell[2], cell[0], [r["epochs"] for r in rs], rs[0]["wall_s"])
+                  for cell, rs in _by_cell(recorded).items()
+                  if cell[0] in prepared and "wall_s" in rs[0]]
+    calibration = cost.calibrate(config, prepared[todo[0].target])
+    out["projection"] = cost.project(config, todo, prepared, to_train, calibration,
+                                     past_cells, past_sources)
   return out
+
+
+def _by_cell(recorded: Mapping[tuple, dict]) -> dict[tuple, list[dict]]:
+  """Records by cell (target, source, size, blocks)."""
+  cells = collections.defaultdict(list)
+  for record_id, record in recorded.items():
+    cells[record_id[:-1]].append(record)
+  return dict(cells)
+
+
+def _trained_sources(folder: Path) -> list:
+  """Every trained source model in a sources folder, this grid's or not: each tells
+  how long a source model trains here."""
+  from xfer_jax import cost
+
+  past = []
+  for path in sorted(folder.glob("*/result.json")):
+    result = json.loads(path.read_text())
+    if "wall_s" in result:
+      past.append(cost.PastRun(result["train_windows"], path.parent.name,
+                               [seed["epochs"] for seed in result["per_seed"]], result["wall_s"]))
+  return past
 
 
 def grid_size(config, train_sizes: Mapping[str, int]) -> dict:
