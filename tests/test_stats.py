@@ -95,3 +95,15 @@ def test_a_grid_of_noise_says_so_plainly(tmp_path):
   summary = open(report.write(tmp_path / "run", [tmp_path / "run"])["summary"]).read()
   assert "Significant wins: 0; significant losses: 0; of 2 transfer cells" in summary
   assert "No transfer cell differs significantly from its baseline: with 2 seed(s)" in summary
+
+
+def test_the_smallest_detectable_gain_is_where_holms_first_step_rejects():
+  # per-seed gains with mean d and spread s: at d = smallest_detectable(s, n, m), the
+  # paired test's p is exactly alpha / m, the threshold of Holm's first step
+  base = np.array([0.010, -0.020, 0.015, -0.005, 0.0])
+  spread = base.std(ddof=1)
+  for family in (1, 12, 250):
+    d = stats.smallest_detectable(spread, 5, family)
+    p = stats.paired_p(base + d, np.zeros(5))
+    assert p == pytest.approx(stats.ALPHA / family, rel=1e-9)
+  assert stats.smallest_detectable(spread, 5, 250) > 3 * stats.smallest_detectable(spread, 5, 1)

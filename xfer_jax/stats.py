@@ -52,6 +52,13 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
   return adjusted
 
 
+def smallest_detectable(gain_sd: float, n: int, family: int, alpha: float = ALPHA) -> float:
+  """The smallest mean gain over n paired seeds, with per-seed gains spread by
+  gain_sd, that Holm's most lenient step (p < alpha / family, the first test of a
+  family of `family`) can call significant: what a grid of this size can detect."""
+  return float(scipy_stats.t.ppf(1 - alpha / (2 * family), n - 1) * gain_sd / np.sqrt(n))
+
+
 def verdict(gain: float | None, p_adjusted: float | None, alpha: float = ALPHA) -> str:
   """"win" / "loss" where the corrected test rejects no difference, else ""."""
   if gain is None or p_adjusted is None or p_adjusted >= alpha:
