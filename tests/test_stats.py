@@ -1,6 +1,8 @@
 """The report's statistics: paired tests over seeds, Holm's correction, intervals,
 and which cells the report marks as significant."""
 
+import re
+
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -95,6 +97,9 @@ def test_a_grid_of_noise_says_so_plainly(tmp_path):
   summary = open(report.write(tmp_path / "run", [tmp_path / "run"])["summary"]).read()
   assert "Significant wins: 0; significant losses: 0; of 2 transfer cells" in summary
   assert "No transfer cell differs significantly from its baseline: with 2 seed(s)" in summary
+  # and how large a gain it could have detected, with the uncorrected count beside it
+  assert "Holm tests the most promising of its 2 cells at p < 0.05/2" in summary
+  assert re.search(r"Uncorrected, \d of the 2 cells have p < 0.05, against 0.1 expected", summary)
 
 
 def test_the_smallest_detectable_gain_is_where_holms_first_step_rejects():

@@ -247,6 +247,23 @@ def _points(value: float, std: float | None) -> str:
   return f"{100 * value:.1f}" + (f"±{100 * std:.1f}" if std is not None else "")
 
 
+def power_lines(transfer_rows: Sequence[Mapping]) -> list[str]:
+  """What a family of transfer cells (rows of `aggregate`) can detect, and how many
+  pass uncorrected against how many would by chance: markdown lines."""
+  tested = [r for r in transfer_rows if r["micro_f1_p"] is not None]
+  if not tested:
+    return []
+  m = len(tested)
+  detectable = [100 * stats.smallest_detectable(r["micro_f1_gain_std"], r["n"], m) for r in tested]
+  raw = sum(r["micro_f1_p"] < stats.ALPHA for r in tested)
+  return [f"How large a gain this family can detect: {stats.CORRECTION} tests the most "
+          f"promising of its {m} cells at p < {stats.ALPHA}/{m}, which with each cell's own "
+          f"spread of per-seed gains takes a mean gain of at least "
+          f"{np.median(detectable):.1f} points (median over the cells; "
+          f"{min(detectable):.1f}–{max(detectable):.1f}). Uncorrected, {raw} of the {m} cells "
+          f"have p < {stats.ALPHA}, against {stats.ALPHA * m:.1f} expected by chance alone.", ""]
+
+
 def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: Mapping) -> str:
   pairs = pair_summaries(rows)
   seeds = sorted({r["seed"] for r in records})
@@ -266,7 +283,7 @@ def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: 
     cells = sum(p["cells"] for p in pairs)
     lines += [f"**Significant wins: {wins}; significant losses: {losses}; of {cells} transfer "
               f"cells** (micro-F1, {stats.CORRECTION}-corrected paired t, alpha {stats.ALPHA}).",
-              ""]
+              "", *power_lines([r for r in rows if r["source"] != "baseline"])]
     if wins + losses == 0:
       lines += [f"No transfer cell differs significantly from its baseline: with {len(seeds)} "
                 "seed(s) per cell, every gain and loss here is within what the seed-to-seed "

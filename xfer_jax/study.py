@@ -223,22 +223,6 @@ def _paired_table(rows: Sequence[Mapping], columns: Sequence[str]) -> list[dict]
            "p (Holm)": _p(r["p_holm"]), "verdict": r["verdict"]} for r in rows]
 
 
-def _power(transfer_rows: Sequence[Mapping]) -> list[str]:
-  """What the family of transfer cells can detect, and the uncorrected count."""
-  tested = [r for r in transfer_rows if r["micro_f1_p"] is not None]
-  if not tested:
-    return []
-  m = len(tested)
-  detectable = [100 * stats.smallest_detectable(r["micro_f1_gain_std"], r["n"], m) for r in tested]
-  raw = sum(r["micro_f1_p"] < stats.ALPHA for r in tested)
-  return [f"How large a gain this family can detect: {stats.CORRECTION} tests the most "
-          f"promising of its {m} cells at p < {stats.ALPHA}/{m}, which with each cell's own "
-          f"spread of per-seed gains takes a mean gain of at least "
-          f"{np.median(detectable):.1f} points (median over the cells; "
-          f"{min(detectable):.1f}–{max(detectable):.1f}). Uncorrected, {raw} of the {m} cells "
-          f"have p < {stats.ALPHA}, against {stats.ALPHA * m:.1f} expected by chance alone.", ""]
-
-
 def _gains(group: Sequence[Mapping]) -> dict:
   """Cells, significant wins and losses, and the mean gain of a group of transfer cells."""
   return {"cells": len(group), "wins": sum(r["micro_f1_verdict"] == "win" for r in group),
@@ -307,7 +291,7 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
       "## Transfer against the baseline", "",
       f"**{wins} significant wins and {losses} significant losses among {len(transfer_rows)} "
       f"transfer cells** ({sum(r['micro_f1_p'] is not None for r in transfer_rows)} tested; "
-      "one family).", "", *_power(transfer_rows),
+      "one family).", "", *report.power_lines(transfer_rows),
       format_markdown(per_strategy(rows, records, grids)), "",
       "### The best cell per target and size", "",
       format_markdown(best_per_target_size(rows, grids)), ""]
