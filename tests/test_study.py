@@ -96,6 +96,18 @@ def test_summary_answers_each_question_from_the_records(root):
   assert (multi["pooled"], multi["single"]) == ("a+b", "a")
   assert multi["diff"] == pytest.approx(np.mean(TIE - 0.1 - jitter_of(records)), abs=1e-12)
   assert multi["verdict"] == "loss"
+  # each strategy averaged over its cells per seed: freeze from a gains +10 at n = 20
+  # and -20 at n = 50 (each plus the seed's jitter), -5 on average
+  arms = {r["arm"]: r for r in study.averaged_over_cells(study.seed_values(records), grids)}
+  assert sorted(arms) == ["freeze, a, k=1", "freeze, pooled, k=1", "spectral, a",
+                          "temporal, a, k=1"]
+  assert (arms["freeze, a, k=1"]["cells"], arms["freeze, pooled, k=1"]["cells"]) == (2, 1)
+  assert arms["freeze, a, k=1"]["diff"] == pytest.approx(-0.05 + np.mean(jitter_of(records)),
+                                                         abs=1e-12)
+  assert arms["freeze, pooled, k=1"]["diff"] == pytest.approx(TIE.mean(), abs=1e-12)
+  assert arms["temporal, a, k=1"]["diff"] == pytest.approx(0.05, abs=1e-12)
+  assert arms["temporal, a, k=1"]["verdict"] == "win"
+  assert "| temporal, a, k=1 | 1 | +5.0 ± " in text
   (branch,) = study.spectral_vs_temporal(study.seed_values(records))
   assert branch["diff"] == pytest.approx(-0.03) and branch["verdict"] == "loss"
   half = stats.mean_ci(TIE - 0.1 - np.array(jitter_of(records)))[1]

@@ -12,6 +12,8 @@ windows as seed s of the baseline, and every comparison is paired per seed.
 The questions, each answered with the paired t-test over seeds of xfer_jax/stats.py,
 Holm-corrected within its own family of comparisons:
   transfer vs baseline      every transfer cell of every strategy (one family)
+  each strategy on average  per strategy, source (pools as one) and k: the gain
+                            averaged over its cells per seed, tested over seeds
   multi-source vs single    per strategy, target, size and k: the pooled source
                             against each single source (sources named "a+b")
   spectral vs temporal      per target, size, source: spectral-only transfer against
@@ -128,6 +130,38 @@ def corrected(rows: list[dict]) -> list[dict]:
     row["p_holm"] = p
     row["verdict"] = stats.verdict(row["diff"], p)
   return rows
+
+
+def pooled_label(source: str) -> str:
+  """A source as the per-strategy average groups it: the leave-one-out pools of
+  different targets are one arm."""
+  return "pooled" if "+" in source else source
+
+
+def averaged_over_cells(values: Mapping[tuple, Mapping[int, float]],
+                        grids: Mapping[str, Mapping]) -> list[dict]:
+  """Per strategy, source (pools as one) and k: the gain over the baseline averaged
+  over every target and size it has run, per seed, then tested over the seeds.
+
+  A seed is one replicate of the whole design (its adaptation windows, its
+  initialisation, its source model), so its cells are averaged, not counted as
+  replicates; the test asks whether the strategy helps on average over the
+  study's targets and sizes, which a per-cell test with few seeds cannot see."""
+  arms: dict[tuple, list] = collections.defaultdict(list)
+  for (strategy, target, source, size, blocks), treated in values.items():
+    base = values.get((BASELINE, target, None, size, 0))
+    if source is not None and base is not None:
+      arms[(strategy, pooled_label(source), blocks)].append((treated, base))
+  rows = []
+  for (strategy, source, blocks), cells in arms.items():
+    seeds = sorted(set.intersection(*(set(t) & set(b) for t, b in cells)))
+    if not seeds:
+      continue
+    gain = {s: float(np.mean([t[s] - b[s] for t, b in cells])) for s in seeds}
+    rows.append({"arm": _cell({"strategy": strategy, "source": source, "blocks": blocks},
+                                   grids), "cells": len(cells),
+                 **paired(gain, dict.fromkeys(seeds, 0.0))})
+  return corrected(sorted(rows, key=lambda r: r["arm"]))
 
 
 def multi_vs_single(values: Mapping[tuple, Mapping[int, float]]) -> list[dict]:
@@ -293,6 +327,12 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
       f"transfer cells** ({sum(r['micro_f1_p'] is not None for r in transfer_rows)} tested; "
       "one family).", "", *report.power_lines(transfer_rows),
       format_markdown(per_strategy(rows, records, grids)), "",
+      "### Each strategy over all its cells", "",
+      "The gain averaged over every target and size a strategy has run, per seed, and "
+      "tested over the seeds (a seed is one replicate of the whole design); "
+      f"{stats.CORRECTION}-corrected over these rows.", "",
+      format_markdown(_paired_table(averaged_over_cells(values, grids), ("arm", "cells"))),
+      "",
       "### The best cell per target and size", "",
       format_markdown(best_per_target_size(rows, grids)), ""]
   if multi:
