@@ -119,7 +119,8 @@ def test_summary_answers_each_question_from_the_records(root):
   assert "| a | 900 | 6 | 5 | 10–14 | 72.0 |" in text  # the source model, from its result.json
   csv_header = (root / "out" / "results.csv").read_text().splitlines()[0]
   assert csv_header.startswith("target,strategy,source,size,blocks")
-  assert set(paths) == {"summary", "csv"}
+  assert set(paths) == {"summary", "csv", "gains"}
+  assert (root / "out" / "gains.png").read_bytes().startswith(b"\x89PNG")
 
 
 def jitter_of(records):

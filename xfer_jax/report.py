@@ -144,6 +144,24 @@ def grid_title(records: Sequence[Mapping], grid: Mapping) -> str:
           f"{len(seeds)} seeds")
 
 
+def annotate(ax, values: np.ndarray, cells: np.ndarray, vmin: float, vmax: float,
+             gains: bool) -> None:
+  """Writes each heatmap cell's value (a gain with * where the corrected test calls
+  it a win or a loss), "not run" where a cell has no records, a dash where it has
+  no value (the baseline column of a gain figure)."""
+  for (y, x), v in np.ndenumerate(values):
+    if np.isfinite(v):
+      shade = (v - vmin) / (vmax - vmin)
+      dark = not 0.25 < shade < 0.75 if gains else shade <= 0.6
+      mark = "*" if gains and cells[y, x]["micro_f1_verdict"] else ""
+      ax.text(x, y, f"{v:+.0f}{mark}" if gains else f"{v:.0f}", ha="center", va="center",
+              fontsize=8, color="white" if dark else "black")
+    elif cells[y, x] is None:  # a cell with no records (a grid still running, a slice)
+      ax.text(x, y, "not run", ha="center", va="center", fontsize=7, color="0.45")
+    else:
+      ax.text(x, y, "\u2014", ha="center", va="center", fontsize=8, color="0.45")
+
+
 def plot(rows: Sequence[Mapping], path: Path, targets: Sequence[str] | None = None,
          gains: bool = False, title: str = "") -> None:
   """Figure 2's layout: a row of heatmaps per target, one per source; the mean
@@ -183,17 +201,7 @@ def plot(rows: Sequence[Mapping], path: Path, targets: Sequence[str] | None = No
                                             "micro_f1_gain" if gains else "micro_f1_mean")
       values = 100 * values
       image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-      for (y, x), v in np.ndenumerate(values):
-        if np.isfinite(v):
-          shade = (v - vmin) / (vmax - vmin)
-          dark = not 0.25 < shade < 0.75 if gains else shade <= 0.6
-          mark = "*" if gains and cells[y, x]["micro_f1_verdict"] else ""
-          ax.text(x, y, f"{v:+.0f}{mark}" if gains else f"{v:.0f}", ha="center", va="center",
-                  fontsize=8, color="white" if dark else "black")
-        elif cells[y, x] is None:  # a cell with no records (a grid still running, a slice)
-          ax.text(x, y, "not run", ha="center", va="center", fontsize=7, color="0.45")
-        else:  # the baseline column of the gain figure
-          ax.text(x, y, "\u2014", ha="center", va="center", fontsize=8, color="0.45")
+      annotate(ax, values, cells, vmin, vmax, gains)
       ax.set_xticks(range(len(columns)), columns, fontsize=8)
       ax.set_yticks(range(len(sizes)), [str(s) for s in sizes], fontsize=8)
       ax.set_title(f"{target} \u2190 {source}\n(majority-class F1 {100 * majority:.0f}%)",
