@@ -170,6 +170,11 @@ def test_a_damaged_source_result_is_named(root):
     study.source_models(root)
 
 
+def test_a_record_is_at_the_cap_when_either_phase_is():
+  assert study._capped({"epochs": 30}, 30) and not study._capped({"epochs": 29}, 30)
+  assert study._capped({"epochs": 12, "probe_epochs": 30}, 30)  # lp_ft's probe ran to the cap
+
+
 def test_a_study_without_its_baseline_is_refused(root):
   for path in (root / "baseline").iterdir():
     path.unlink()

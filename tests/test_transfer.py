@@ -176,7 +176,13 @@ def _lp_ft_config(smoke_config):
 
 
 def test_lp_ft_probes_the_head_then_fine_tunes_everything(smoke_config, pretrained, tmp_path):
-  experiment.adapt(_lp_ft_config(smoke_config), tmp_path, pretrained, progress=False)
+  summary = experiment.adapt(_lp_ft_config(smoke_config), tmp_path, pretrained, progress=False)
+  # the record says how long each phase trained: a probe at the epoch cap shows
+  probed = json.loads((tmp_path / "linear_probe" / "result.json").read_text())["per_seed"]
+  written = json.loads((tmp_path / "result.json").read_text())["per_seed"]
+  for seeds in (summary["per_seed"], written):
+    assert [(s["probe_epochs"], s["probe_best_epoch"]) for s in seeds] == [
+        (s["epochs"], s["best_epoch"]) for s in probed]
   source, _ = checkpoints.read(pretrained)
   src = {t: transfer.flatten(source[f"best_{t}"]) for t in ("params", "batch_stats")}
   probe, probe_meta = checkpoints.read(tmp_path / "linear_probe")

@@ -328,6 +328,7 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
     transfer.merge(abstract["batch_stats"], first(src_stats), stats_labels, "batch stats")
   workdir = None if workdir is None else Path(workdir)
   state = None
+  probe = None
   for number, (phase, phase_labels, phase_stats, param_labels, frozen_bn) in enumerate(phases):
     runner = build_runner(config, prepared.num_classes, param_labels, frozen_bn)
     extra = {"transfer": {"labels": phase_labels, "rules": [list(r) for r in rules],
@@ -342,6 +343,15 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
         runner=runner, init_state=_start(source, seed_map if source else None, phase_labels,
                                          phase_stats, state),
         extra_meta=extra, progress=progress, return_state=True)
+    if not last:
+      probe = summary
+  if probe is not None:
+    # lp_ft: the final phase's record also says how long the probe trained (it too
+    # can stop at the epoch cap, and how long it ran shapes what is fine-tuned)
+    for mine, probed in zip(summary["per_seed"], probe["per_seed"]):
+      mine.update(probe_epochs=probed["epochs"], probe_best_epoch=probed["best_epoch"])
+    if workdir is not None and is_primary():
+      write_text(workdir / "result.json", json.dumps(summary, indent=2))
   return summary
 
 

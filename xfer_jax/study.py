@@ -228,8 +228,14 @@ def best_per_target_size(rows: Sequence[Mapping], grids: Mapping[str, Mapping]) 
   return out
 
 
+def _capped(record: Mapping, cap: int) -> bool:
+  """Whether a phase of the record's run stopped at the epoch cap (lp_ft's probe too)."""
+  return max(record["epochs"], record.get("probe_epochs", 0)) >= cap
+
+
 def per_strategy(rows: Sequence[Mapping], records: Sequence[Mapping], grids: Mapping) -> list[dict]:
-  """Per strategy: cells, significant wins and losses, mean gain, records at the epoch cap."""
+  """Per strategy: cells, significant wins and losses, mean gain, records at the epoch
+  cap (in any phase)."""
   out = []
   for strategy, group in _by([r for r in rows if r["source"] != BASELINE], "strategy").items():
     cap = grids[strategy]["train.max_epochs"]
@@ -238,7 +244,7 @@ def per_strategy(rows: Sequence[Mapping], records: Sequence[Mapping], grids: Map
                 "untested": sum(r["micro_f1_p"] is None for r in group),
                 "gain > 0": sum(r["micro_f1_gain"] > 0 for r in group),
                 "epoch cap": cap,
-                "records at the epoch cap": f"{sum(r['epochs'] >= cap for r in mine)}/{len(mine)}"})
+                "records at the epoch cap": f"{sum(_capped(r, cap) for r in mine)}/{len(mine)}"})
   return out
 
 

@@ -323,6 +323,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
                   "majority_micro_f1": majority["micro_f1"],
                   "majority_macro_f1": majority["macro_f1"], "epochs": r["epochs"],
                   "best_epoch": r["best_epoch"], "num_classes": target.num_classes,
+                  **{k: r[k] for k in ("probe_epochs", "probe_best_epoch") if k in r},
                   "wall_s": round(wall_s, 3), "task": f"{task_index}/{num_tasks}"}
                  for r in summary["per_seed"] if r["seed"] in want]
       if is_primary():
