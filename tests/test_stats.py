@@ -99,6 +99,8 @@ def test_a_grid_of_noise_says_so_plainly(tmp_path):
   assert "No transfer cell differs significantly from its baseline: with 2 seed(s)" in summary
   # and how large a gain it could have detected, with the uncorrected count beside it
   assert "Holm tests the most promising of its 2 cells at p < 0.05/2" in summary
+  # with 2 seeds (1 degree of freedom) no gain an F1 can make would count
+  assert "no gain a cell could make would count, so run more seeds" in summary
   assert re.search(r"Uncorrected, \d of the 2 cells have p < 0.05, against 0.1 expected", summary)
 
 

@@ -264,12 +264,16 @@ def power_lines(transfer_rows: Sequence[Mapping]) -> list[str]:
   m = len(tested)
   detectable = [100 * stats.smallest_detectable(r["micro_f1_gain_std"], r["n"], m) for r in tested]
   raw = sum(r["micro_f1_p"] < stats.ALPHA for r in tested)
+  points = lambda v: f"{v:.1f}" if v <= 100 else "over 100"  # F1 cannot gain more than 100
+  beyond = ("; no gain a cell could make would count, so run more seeds"
+            if np.median(detectable) > 100 else "")
   return [f"How large a gain this family can detect: {stats.CORRECTION} tests the most "
           f"promising of its {m} cells at p < {stats.ALPHA}/{m}, which with each cell's own "
           f"spread of per-seed gains takes a mean gain of at least "
-          f"{np.median(detectable):.1f} points (median over the cells; "
-          f"{min(detectable):.1f}–{max(detectable):.1f}). Uncorrected, {raw} of the {m} cells "
-          f"have p < {stats.ALPHA}, against {stats.ALPHA * m:.1f} expected by chance alone.", ""]
+          f"{points(np.median(detectable))} points (median over the cells; "
+          f"{points(min(detectable))} to {points(max(detectable))}{beyond}). Uncorrected, "
+          f"{raw} of the {m} cells have p < {stats.ALPHA}, against {stats.ALPHA * m:.1f} "
+          "expected by chance alone.", ""]
 
 
 def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: Mapping) -> str:
