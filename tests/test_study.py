@@ -87,8 +87,9 @@ def test_summary_answers_each_question_from_the_records(root):
                 for r in tested]
   assert (f"of its {len(tested)} cells at p < 0.05/{len(tested)}" in text
           and f"at least {np.median(detectable):.1f} points" in text)
-  raw = sum(r["micro_f1_p"] < 0.05 for r in tested)
-  assert f"Uncorrected, {raw} of the {len(tested)} cells have p < 0.05" in text
+  raw = [r["micro_f1_gain"] for r in tested if r["micro_f1_p"] < 0.05]
+  assert (f"Uncorrected, {len(raw)} of the {len(tested)} cells have p < 0.05 "
+          f"({sum(g > 0 for g in raw)} higher, {sum(g < 0 for g in raw)} lower)") in text
   # per size: at n = 20 the freeze cells gain +10 (from a) and -0.04 (pooled), at 50 -20
   assert "| 20 | freeze | 2 | 1 | 0 | +5.0 |" in text and "| 50 | freeze | 1 | 0 | 1 | -20.0 |" in text
   # pooled source vs single: 10 points lower

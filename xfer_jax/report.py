@@ -263,7 +263,7 @@ def power_lines(transfer_rows: Sequence[Mapping]) -> list[str]:
     return []
   m = len(tested)
   detectable = [100 * stats.smallest_detectable(r["micro_f1_gain_std"], r["n"], m) for r in tested]
-  raw = sum(r["micro_f1_p"] < stats.ALPHA for r in tested)
+  raw = [r["micro_f1_gain"] for r in tested if r["micro_f1_p"] < stats.ALPHA]
   points = lambda v: f"{v:.1f}" if v <= 100 else "over 100"  # F1 cannot gain more than 100
   beyond = ("; no gain a cell could make would count, so run more seeds"
             if np.median(detectable) > 100 else "")
@@ -272,8 +272,9 @@ def power_lines(transfer_rows: Sequence[Mapping]) -> list[str]:
           f"spread of per-seed gains takes a mean gain of at least "
           f"{points(np.median(detectable))} points (median over the cells; "
           f"{points(min(detectable))} to {points(max(detectable))}{beyond}). Uncorrected, "
-          f"{raw} of the {m} cells have p < {stats.ALPHA}, against {stats.ALPHA * m:.1f} "
-          "expected by chance alone.", ""]
+          f"{len(raw)} of the {m} cells have p < {stats.ALPHA} ({sum(g > 0 for g in raw)} "
+          f"higher, {sum(g < 0 for g in raw)} lower), against {stats.ALPHA * m:.1f} expected "
+          "by chance alone.", ""]
 
 
 def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: Mapping) -> str:
