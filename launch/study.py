@@ -1,4 +1,5 @@
-"""Writes a strategy study's summary (summary.md, results.csv) from its grids' records.
+"""Writes a strategy study's summary (summary.md, results.csv, gains.png) from the
+records of its grids.
 
   python -m launch.study --root=docs/results/real_v2
   python -m launch.study --root=runs/real_v2 --out=runs/real_v2_summary

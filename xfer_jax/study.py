@@ -2,11 +2,11 @@
 
   ROOT/<strategy>/sweep.json, results*.jsonl   (launch/real_v2.sh writes them)
   ROOT/sources/<source>/result.json             the source models' own results
-  python -m launch.study --root=ROOT --out=DIR  # DIR/summary.md, DIR/results.csv
+  python -m launch.study --root=ROOT --out=DIR  # DIR/summary.md, results.csv, gains.png
 
 Every grid of a study shares its targets, sizes, seeds and adaptation subsets (a
-strategy changes only config.transfer, sweep.blocks and sweep.baseline; anything
-else is refused by name), so seed s of any strategy's cell adapted on the same
+strategy changes only config.transfer, sweep.blocks, sweep.baseline and its epoch
+cap; anything else is refused by name), so seed s of any strategy's cell adapted on the same
 windows as seed s of the baseline, and every comparison is paired per seed.
 
 The questions, each answered with the paired t-test over seeds of xfer_jax/stats.py,
@@ -18,7 +18,7 @@ Holm-corrected within its own family of comparisons:
                             against each single source (sources named "a+b")
   spectral vs temporal      per target, size, source: spectral-only transfer against
                             temporal-only transfer at each k
-write() renders them as summary.md and results.csv from the records alone.
+write() renders them as summary.md, results.csv and gains.png from the records alone.
 """
 
 from __future__ import annotations
