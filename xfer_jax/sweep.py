@@ -358,7 +358,7 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
     recorded = results.recorded(workdir, key, quiet=True) if key else {}
     trained = {s for s in {c.source for c in mine} - {None}
                if (sources_dir(config, workdir) / s / "result.json").exists()}
-    past_sources = _trained_sources(sources_dir(config, workdir))
+    past_sources = _trained_sources(sources_dir(config, workdir), {s for s, _ in pairs(config)})
   todo = [c for c in mine if missing_seeds(experiment.seeds(config), recorded, c)]
   out = {**grid_size(config, sizes), "task_cells": len(mine),
          "cells_recorded": len(mine) - len(todo), "to_run": [c.name for c in todo]}
@@ -367,9 +367,9 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
     for name in to_train + [run.dataset for run in past_sources]:
       if name not in prepared:
         prepared[name] = pool.prepare_source(name, config.data)
-    past_cells = [cost.PastRun(cell[2], cell[0], [r["epochs"] for r in rs], rs[0]["wall_s"])
-                  for cell, rs in _by_cell(recorded).items()
-                  if cell[0] in prepared and "wall_s" in rs[0]]
+    past_cells = [cost.PastRun(size, target, [r["epochs"] for r in rs], rs[0]["wall_s"])
+                  for (target, _, size, _), rs in _by_cell(recorded).items()
+                  if target in prepared and "wall_s" in rs[0]]
     calibration = cost.calibrate(config, prepared[todo[0].target])
     out["projection"] = cost.project(config, todo, prepared, to_train, calibration,
                                      past_cells, past_sources)
@@ -384,15 +384,15 @@ def _by_cell(recorded: Mapping[tuple, dict]) -> dict[tuple, list[dict]]:
   return dict(cells)
 
 
-def _trained_sources(folder: Path) -> list:
-  """Every trained source model in a sources folder, this grid's or not: each tells
-  how long a source model trains here."""
+def _trained_sources(folder: Path, names: set[str]) -> list:
+  """The trained models of these sources in a sources folder: each tells how long
+  a source model trains here."""
   from xfer_jax import cost
 
   past = []
   for path in sorted(folder.glob("*/result.json")):
     result = json.loads(path.read_text())
-    if "wall_s" in result:
+    if path.parent.name in names and "wall_s" in result:
       past.append(cost.PastRun(result["train_windows"], path.parent.name,
                                [seed["epochs"] for seed in result["per_seed"]], result["wall_s"]))
   return past
