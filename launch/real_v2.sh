@@ -7,6 +7,11 @@
 #   bash launch/real_v2.sh ROOT DATA_DIR [STRATEGY ...]
 #
 # Then: python -m launch.study --root=ROOT --out=docs/results/real_v2 --publish
+#
+# VARIANT=full runs configs/real_v2.py:STRATEGY,full instead (every target and
+# source, sizes up to each target's own train split: for a GPU), in one pass;
+# SWEEP_ARGS adds flags to every launch.sweep call (e.g. "--local_tasks=4" to share
+# one GPU between four processes).
 set -u -o pipefail
 root=${1:?usage: real_v2.sh ROOT DATA_DIR [STRATEGY ...]}
 data=${2:?usage: real_v2.sh ROOT DATA_DIR [STRATEGY ...]}
@@ -20,12 +25,17 @@ export PYTHONUNBUFFERED=1
 # Two passes: every strategy's cells from WISDM first (one source model), then the
 # rest (the leave-one-out pooled sources, one model per target): the single-source
 # comparison is complete hours before the whole grid.
-for pass in wisdm2019 all; do
+variant=${VARIANT:+,$VARIANT}
+passes=(wisdm2019 all)
+[ -z "$variant" ] || passes=(all)  # the full grid: no single-source pass first
+for pass in "${passes[@]}"; do
   for strategy in "${strategies[@]}"; do
     echo "== $strategy, sources: $pass ($(date -u +%H:%M:%S))"
     only=()
     [ "$pass" = all ] || only=(--sources="$pass")
-    python -m launch.sweep --config="configs/real_v2.py:$strategy" "${only[@]}" \
-      --config.data.data_dir="$data" --workdir="$root/$strategy" --report=false || exit $?
+    # shellcheck disable=SC2086  # SWEEP_ARGS: several flags
+    python -m launch.sweep --config="configs/real_v2.py:$strategy$variant" "${only[@]}" \
+      --config.data.data_dir="$data" --workdir="$root/$strategy" --report=false \
+      ${SWEEP_ARGS:-} || exit $?
   done
 done
