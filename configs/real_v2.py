@@ -20,8 +20,8 @@ The subset that fits a 2-core CPU (docs/results/real_v2/summary.md says why):
   sources   WISDM alone, and the other three datasets pooled (leave one out)
   sizes     20, 50, 100, 200 windows
   seeds     5 (0..4)
-  epochs    at most 150 with patience 10 (400 for discriminative and lp_ft): the first
-            study's cap of 70 stopped 195 of its 648 transfer records
+  epochs    at most 150 with patience 10 (400 for discriminative, 2000 for lp_ft): the
+            first study's cap of 70 stopped 195 of its 648 transfer records
 Batch-norm momentum is 0.9, the first study's "fair baseline" grid (a baseline on a
 few hundred windows trains with it; see docs/results/real/summary.md).
 """
@@ -42,10 +42,11 @@ STRATEGIES = {
     "finetune_all": dict(mode="finetune_all", blocks=(3,)),
     # the copies at a tenth of the learning rate, and lp_ft's linear probe, improve
     # slowly but steadily, so early stopping ends them late: at 150 epochs the cap
-    # stopped 29 of discriminative's 60 records from WISDM, and lp_ft's probe on every
-    # seed of HMP n = 20 (at 400 it stops after 171-233 epochs)
+    # stopped 29 of discriminative's 60 records from WISDM (at 400 none), and lp_ft's
+    # probe on every seed of HMP n = 20; at 400, 16 of lp_ft's 60 probes (15 of
+    # ActRecTut's 20) were still improving: a small set is one Adam step per epoch
     "discriminative": dict(mode="discriminative", lr_scale=0.1, blocks=(3,), max_epochs=400),
-    "lp_ft": dict(mode="lp_ft", lr_scale=0.1, blocks=(3,), max_epochs=400),
+    "lp_ft": dict(mode="lp_ft", lr_scale=0.1, blocks=(3,), max_epochs=2000),
     # one branch copied and frozen, everything else initialised
     "temporal": dict(mode="freeze_k_init_rest", branch="temporal", blocks=(1, 3)),
     "spectral": dict(mode="freeze_k_init_rest", branch="spectral", blocks=(1,)),
