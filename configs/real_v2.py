@@ -44,7 +44,8 @@ STRATEGIES = {
     # slowly but steadily, so early stopping ends them late: at 150 epochs the cap
     # stopped 29 of discriminative's 60 records from WISDM (at 400 none), and lp_ft's
     # probe on every seed of HMP n = 20; at 400, 16 of lp_ft's 60 probes (15 of
-    # ActRecTut's 20) were still improving: a small set is one Adam step per epoch
+    # ActRecTut's 20) were still improving (a small set is one Adam step per epoch);
+    # at 2000 they stop after 73-831 epochs
     "discriminative": dict(mode="discriminative", lr_scale=0.1, blocks=(3,), max_epochs=400),
     "lp_ft": dict(mode="lp_ft", lr_scale=0.1, blocks=(3,), max_epochs=2000),
     # one branch copied and frozen, everything else initialised
