@@ -55,6 +55,9 @@ def test_the_cell_is_timed_together_and_as_single_seed_runs(report):
   assert report["cell_speedup_vs_single_runs"] == pytest.approx(
       report["cell_single_seed_runs_s"] / report["cell_s"])
   assert report["eval_windows"] == 64 and report["eval_windows_per_s_per_seed"] > 0
+  # the timed pass evaluates every seed: the rate per seed counts each seed's windows
+  assert report["eval_windows_per_s_per_seed"] == pytest.approx(
+      report["eval_windows"] * report["eval_seeds"] / report["eval_s"])
 
 
 def test_each_training_row_is_profiled(report, profile_dir):

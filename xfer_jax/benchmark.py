@@ -18,7 +18,7 @@ All in one process, so ratios hold on a noisy machine:
 - time to the first epoch (compilation), programs compiled in the timed epoch
   (must be 0), and whether the timed epoch passes jax.transfer_guard("disallow")
   (no implicit host<->device copies: data stay on the device);
-- evaluation windows/s (Runner.predict), and optionally one adaptation cell:
+- evaluation windows/s per seed (Runner.predict of the first seed count), and optionally one adaptation cell:
   cell_size windows, seeds together, early stopping or cell_epochs, against the
   same cell run as single-seed runs one after another, and the cell as
   launch.adapt runs it (user_cell_*: a workdir with metrics and checkpoints, the
@@ -156,9 +156,9 @@ def measure_eval(config, num_seeds: int, windows: int, repeats: int = 1) -> dict
     start = time.perf_counter()
     runner.predict(state.params, state.batch_stats, data)
     times.append(time.perf_counter() - start)
-  elapsed = min(times)
-  return {"eval_windows": windows, "eval_s": elapsed,
-          "eval_windows_per_s_per_seed": windows / elapsed}
+  elapsed = min(times)  # every seed's pass over the windows
+  return {"eval_windows": windows, "eval_seeds": num_seeds, "eval_s": elapsed,
+          "eval_windows_per_s_per_seed": windows * num_seeds / elapsed}
 
 
 def measure_cell(config, num_seeds: int, size: int, max_epochs: int) -> dict:
@@ -276,7 +276,8 @@ def format_report(out: dict) -> str:
     if "profile" in r:
       shares = ", ".join(f"{p['family']} {p['share']:.0%}" for p in r["profile"][:5])
       add(f"profile, {r['seeds']} seed(s) in {r['seed_chunks']} chunk(s): {shares}")
-  add(f"evaluation {out['eval_windows_per_s_per_seed']:.0f} windows/s per seed")
+  add(f"evaluation {out['eval_windows_per_s_per_seed']:.0f} windows/s per seed "
+      f"({out['eval_seeds']} seeds)")
   if "cell_s" in out:
     add(f"the cell as launch.adapt runs it (workdir, checkpoints, test pass; "
         f"{out['cell_epochs']} epochs): {out['user_cell_s']:.1f} s, "
