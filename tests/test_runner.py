@@ -17,7 +17,7 @@ import pytest
 
 from xfer_jax import experiment
 from xfer_jax.loop import EarlyStopping, FitState, History, fit
-from xfer_jax.runner import Batches, EvalSet
+from xfer_jax.runner import Batches, EvalSet, _round_up, chunk_rows
 from xfer_jax.step import seed_keys
 
 TOL = 1e-9
@@ -83,6 +83,27 @@ def test_vmapped_seeds_equal_each_seed_alone(config, prepared):
   predictions = [r.predict(chunked.params, chunked.batch_stats, data) for r in runners]
   assert predictions[0].shape == (2, len(prepared.splits["val"]))
   np.testing.assert_array_equal(predictions[0], predictions[1])
+
+
+def test_an_evaluation_set_pads_only_its_last_chunk_to_64_rows(config, prepared):
+  """Whole chunks, then the rest padded to a multiple of TAIL_ROWS: the same loss,
+  accuracy and predictions as one chunk per window and as one chunk for the split."""
+  assert chunk_rows(582, 512) == [512, 128] and chunk_rows(1024, 512) == [512, 512]
+  assert chunk_rows(20, 512) == [64] and chunk_rows(0, 512) == [64]
+  assert chunk_rows(600, 128) == [128] * 4 + [128] and chunk_rows(30, 16) == [16, 16]
+  runner = _runner(config, prepared)
+  state = _train(runner, prepared, seed_keys(0, 1), epochs=1)
+  val = prepared.splits["val"]
+  n = len(val.y_N)
+  sets = [EvalSet.create(val.x_NxWx3, val.y_N, size) for size in (1, 96, n)]
+  rows = [[chunk[0].shape[0] for chunk in s.chunks] for s in sets]
+  assert rows[1] == chunk_rows(n, 96) and sum(rows[1]) < _round_up(n, 96)  # the test bites
+  assert [sum(chunk[2]) for chunk in sets[1].chunks][-1] == n % 96
+  outs = [runner.evaluate(state.params, state.batch_stats, s) for s in sets]
+  predictions = [runner.predict(state.params, state.batch_stats, s) for s in sets]
+  for out, predicted in zip(outs[1:], predictions[1:]):
+    _close(out, outs[0])
+    np.testing.assert_array_equal(predicted, predictions[0])
 
 
 def test_padding_with_masked_rows_changes_nothing(config, prepared):

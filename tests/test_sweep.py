@@ -291,7 +291,7 @@ def test_a_dry_run_projects_the_cost_and_writes_nothing(smoke_config, tmp_path):
   assert 0 < p["projected_s_min"] <= p["projected_s_max"]
   assert p["model_variants"] == 3 + 1  # baseline, k = 1, k = 2 of the target; the source
   c = p["calibration"]
-  assert c["step_s"] >= 0 and c["step_s_per_row"] >= 0 and c["eval_chunk_s"] > 0
+  assert c["step_s"] >= 0 and c["step_s_per_row"] >= 0 and c["eval_row_s"] > 0
   # a cell's epoch: its steps (one of 32 rows at 20 windows) plus the validation chunks
   from xfer_jax import cost
   assert cost.epoch_steps(20, 64) == (1, 32) and cost.epoch_steps(130, 64) == (3, 64)
@@ -363,7 +363,7 @@ def test_the_expected_cost_is_what_the_same_work_took_before(smoke_config):
   config = smoke_config.copy_and_resolve_references()
   prepared = {"t": benchmark.random_prepared(config, 100, 300), "s": benchmark.random_prepared(
       config, 1000, 200)}
-  calibration = {"step_s": 0.01, "step_s_per_row": 0.001, "eval_chunk_s": 0.05,
+  calibration = {"step_s": 0.01, "step_s_per_row": 0.001, "eval_row_s": 0.05 / 128,
                  "eval_batch_size": 128, "first_calls_s": 1.0}
   cells = [sweep.Cell("t", 20, 1, "s"), sweep.Cell("t", 100, 1, "s")]
   past = [cost.PastRun(20, "t", [14, 16], 30.0), cost.PastRun(100, "t", [16, 14], 90.0)]

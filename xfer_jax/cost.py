@@ -5,8 +5,9 @@ Calibration (a few seconds, after compiling): one target's runner, with all the
 grid's seeds run as a cell runs them (seed chunks, devices), times epochs of one
 small batch and of two full batches, which fits a step's cost as fixed + per-row
 (a step costs in proportion to its padded rows, plus the host's dispatch), and
-one pass over the validation split, which gives the cost of one evaluation
-chunk. A cell's epoch is then its steps plus its target's validation chunks, and
+one pass over the validation split, which gives the cost of an evaluated row
+(padding included). A cell's epoch is then its steps plus its target's validation
+rows as runner.EvalSet chunks them, and
 a cell ends with one test pass. Epochs are unknown until early stopping decides,
 so the projection is a range: every seed stopping as early as patience allows,
 to every seed running max_epochs. Where a resumed workdir has run some of the
@@ -32,14 +33,14 @@ import numpy as np
 
 from xfer_jax import experiment
 from xfer_jax.data import Prepared
-from xfer_jax.runner import SMALLEST_BATCH, Batches, EvalSet
+from xfer_jax.runner import SMALLEST_BATCH, Batches, EvalSet, chunk_rows
 from xfer_jax.step import seed_keys
 
 SMALL_ROWS = 32  # the calibration's small batch (a 20-window cell's)
 
 
 def calibrate(config, prepared: Prepared, repeats: int = 3) -> dict:
-  """Seconds per training step (fixed and per row) and per evaluation chunk, for
+  """Seconds per training step (fixed and per row) and per evaluated row, for
   all of config's seeds; each the fastest of `repeats` after a compiling run."""
   runner = experiment.build_runner(config, prepared.num_classes)
   seeds, batch = config.train.num_seeds, config.train.batch_size
@@ -76,7 +77,7 @@ def calibrate(config, prepared: Prepared, repeats: int = 3) -> dict:
     times.append(time.perf_counter() - start)
   first_calls.append(times[0] - min(times[1:]))
   return {"step_s": small_s - small * per_row, "step_s_per_row": per_row,
-          "eval_chunk_s": min(times[1:]) / len(val_set.chunks),
+          "eval_row_s": min(times[1:]) / sum(chunk[2].shape[0] for chunk in val_set.chunks),
           "first_calls_s": sum(first_calls),
           "eval_batch_size": runner.settings.eval_batch_size,
           "calibrated_on": prepared.name, "seeds": seeds, "batch_size": batch}
@@ -105,13 +106,13 @@ def project(config, cells, prepared: Mapping[str, Prepared], sources: list[str],
   past_cells, past_sources: what has run, for the expected figure."""
   tc, c = config.train, calibration
   fewest = min(tc.max_epochs, tc.patience + 1) if tc.patience else tc.max_epochs
-  chunks = lambda n: -(-n // c["eval_batch_size"])
+  eval_s = lambda n: sum(chunk_rows(n, c["eval_batch_size"])) * c["eval_row_s"]
 
   def run_s(size: int, dataset: Prepared, epochs: int) -> float:
     steps, rows = epoch_steps(size, tc.batch_size)
     per_epoch = (steps * (c["step_s"] + rows * c["step_s_per_row"])
-                 + chunks(len(dataset.splits["val"])) * c["eval_chunk_s"])
-    return epochs * per_epoch + chunks(len(dataset.splits["test"])) * c["eval_chunk_s"]
+                 + eval_s(len(dataset.splits["val"])))
+    return epochs * per_epoch + eval_s(len(dataset.splits["test"]))
 
   cell_runs = [(cell.size, prepared[cell.target]) for cell in cells]
   source_runs = [(len(prepared[s].splits["train"]), prepared[s]) for s in sources]
@@ -166,6 +167,6 @@ def describe(projection: Mapping) -> str:
           f"training on this machine, plus about {hours(projection['compile_s_estimate'])} of "
           f"compiling {projection['model_variants']} model variants. Calibrated on {c['calibrated_on']} with "
           f"{c['seeds']} seeds: a training step {1e3 * c['step_s']:.3g} ms + "
-          f"{1e3 * c['step_s_per_row']:.3g} ms per row, an evaluation chunk of "
-          f"{c['eval_batch_size']} windows {1e3 * c['eval_chunk_s']:.3g} ms; first calls "
+          f"{1e3 * c['step_s_per_row']:.3g} ms per row, evaluation "
+          f"{1e6 * c['eval_row_s']:.3g} µs per row in chunks of {c['eval_batch_size']}; first calls "
           f"{c['first_calls_s']:.1f} s." + expected)

@@ -77,11 +77,28 @@ class Batches:
     return cls(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(padded), n)
 
 
+TAIL_ROWS = 64  # an evaluation set's last chunk is padded to a multiple of this
+
+
+def chunk_rows(n: int, batch_size: int) -> list[int]:
+  """Rows of each chunk of an n-window EvalSet: whole batches, then the rest padded
+  to a multiple of TAIL_ROWS (one chunk of padding when n is 0)."""
+  full, rest = divmod(n, batch_size)
+  tail = [min(batch_size, _round_up(max(rest, 1), TAIL_ROWS))] if rest or not n else []
+  return [batch_size] * full + tail
+
+
 @flax.struct.dataclass
 class EvalSet:
-  """A split on the device in chunks of the evaluation batch, the last one padded;
-  masks mark real rows. Cut on the host once, so that evaluating it every epoch
-  needs no slicing programs (each slice start would be one more compilation)."""
+  """A split on the device in chunks of the evaluation batch, the last one padded
+  only to a multiple of TAIL_ROWS; masks mark real rows. Cut on the host once, so
+  that evaluating it every epoch needs no slicing programs (each slice start would
+  be one more compilation).
+
+  Why a short last chunk: padded to a whole batch, HMP's 582 validation windows
+  were 1 024 rows at the default 512 (a validation pass is most of a small cell);
+  the price is one evaluation program per distinct tail, which the persistent
+  compilation cache keeps (docs/performance.md#evaluation-chunks)."""
 
   chunks: tuple  # ((x_BxWx3, y_B, mask_B), ...)
   n: int = flax.struct.field(pytree_node=False)
@@ -89,14 +106,17 @@ class EvalSet:
   @classmethod
   def create(cls, x, y, batch_size: int):
     n = len(y)
-    size = _round_up(max(n, 1), batch_size)
-    xp = np.zeros((size, *x.shape[1:]), np.asarray(x).dtype)
-    xp[:n] = x
-    yp = np.zeros(size, np.int32)
-    yp[:n] = y
-    mask = np.arange(size) < n
-    return cls(tuple((jnp.asarray(xp[a:a + batch_size]), jnp.asarray(yp[a:a + batch_size]),
-                      jnp.asarray(mask[a:a + batch_size])) for a in range(0, size, batch_size)), n)
+    x, y = np.asarray(x), np.asarray(y, np.int32)
+    chunks, start = [], 0
+    for size in chunk_rows(n, batch_size):
+      real = min(size, n - start)
+      xp = np.zeros((size, *x.shape[1:]), x.dtype)
+      xp[:real] = x[start:start + real]
+      yp = np.zeros(size, np.int32)
+      yp[:real] = y[start:start + real]
+      chunks.append((jnp.asarray(xp), jnp.asarray(yp), jnp.asarray(np.arange(size) < real)))
+      start += size
+    return cls(tuple(chunks), n)
 
 
 # -- run settings (config.runtime), resolved once ----------------------------------------

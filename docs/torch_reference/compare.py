@@ -15,6 +15,11 @@
    plain PyTorch loop (seeds one after another, train and validation per epoch,
    after an untimed warm-up). Seed-epochs per second.
 Random windows: this measures cost, not accuracy. Prints one JSON object.
+
+Run it on an otherwise idle machine, twice: the first run compiles the JAX
+programs (a cold start, `compilations_cached_here` > 0), the second loads them
+from the persistent cache, as a user's later runs do. A job running beside it,
+even at a lower priority, slows PyTorch's OpenMP threads far more than XLA's.
 """
 
 from __future__ import annotations
@@ -30,6 +35,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from xfer_jax import runtime  # noqa: E402
+
+# as the launchers run xfer_jax (before JAX starts): malloc keeps freed memory, and
+# compilations persist, so a second run of this script measures the programs as a
+# user's later runs load them (docs/performance.md: "Cold start")
+HOST_MEMORY_REUSED = runtime.reuse_freed_host_memory()
+CACHE = runtime.enable_compilation_cache()
+CACHED_BEFORE = len(list(CACHE.iterdir()))
 
 import jax  # noqa: E402
 from multiresnet_torch import MultiResNet, load_jax  # noqa: E402
@@ -154,10 +168,14 @@ def main():
   runner = experiment.build_runner(config, CLASSES)
   out = {"jax": jax.__version__, "torch": torch.__version__,
          "torch_threads": torch.get_num_threads(), "backend": jax.default_backend(),
+         "host_memory_reused": HOST_MEMORY_REUSED,
          "equivalence": check_equivalence(runner),
          "step": step_rates(config, runner, args.rounds, args.steps)}
   if args.cell_epochs:
     out["cell"] = cell(config, args.cell_epochs)
+  # 0: every JAX program came from the persistent cache (a warm start); more: this
+  # process compiled them, and trains slower for it (docs/performance.md: "Cold start")
+  out["compilations_cached_here"] = len(list(CACHE.iterdir())) - CACHED_BEFORE
   print(json.dumps(out, indent=1))
 
 
