@@ -13,7 +13,7 @@ from ml_collections import config_flags
 
 import launch
 from launch import start_process
-from xfer_jax import console, experiment
+from xfer_jax import console, experiment, transfer
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "output folder", required=True)
@@ -26,7 +26,7 @@ def main(argv):
   start_process()
   config = _CONFIG.value
   summary = experiment.adapt(config, _WORKDIR.value, _SOURCE.value)
-  what = (f"{config.transfer.mode}, {config.transfer.blocks} block(s) from {_SOURCE.value}"
+  what = (f"{transfer.describe(config.transfer)} from {_SOURCE.value}"
           if _SOURCE.value else "baseline (nothing transferred)")
   print(f"{summary['dataset']}: adapted on {summary['train_windows']} windows, {what}; "
         f"majority class micro-F1 {summary['majority']['micro_f1']:.3f}")

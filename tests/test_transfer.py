@@ -64,6 +64,18 @@ def test_presets_label_every_path(preset, expected):
     assert action == expected[_group(path)], path
 
 
+@pytest.mark.parametrize("preset,expected", PRESETS, ids=lambda p: str(p))
+def test_a_run_describes_what_its_rules_copy(preset, expected):
+  """launch.adapt's line names k only where k decides what is copied or frozen."""
+  mode, blocks, branch = preset
+  words = transfer.describe({"mode": mode, "blocks": blocks, "branch": branch})
+  # every block copied and none frozen: k plays no part
+  whole = all(expected[g] == COPY for g in ("block_0", "block_1", "block_2", "spectral"))
+  assert ("everything but the head" in words) == whole, words
+  assert (f"{blocks} block(s)" in words) == (branch != "spectral" and not whole), words
+  assert ("spectral branch" in words) == (branch == "spectral"), words
+
+
 def test_rule_errors_list_paths():
   paths = list(transfer.flatten(_default_paths()["params"]))
   with pytest.raises(TransferError, match=r"no rule covers \d+ parameter path\(s\): \['dense_0/bias'"):

@@ -46,6 +46,8 @@ ACTIONS = (COPY, COPY_FREEZE, INIT)
 MODES = ("freeze_k_copy_rest", "freeze_k_init_rest", "finetune_all", "discriminative",
          "lp_ft", "baseline")
 SCALED_MODES = ("discriminative", "lp_ft")  # the modes that read transfer.lr_scale
+# the modes that copy every block and freeze none, whatever k (> 0) is
+WHOLE_MODEL_MODES = ("finetune_all", "discriminative", "lp_ft")
 BRANCHES = ("both", "temporal", "spectral")
 BN_POLICIES = ("frozen", "adapt")
 Rule = tuple[str, str]
@@ -85,7 +87,21 @@ def preset_rules(mode: str, blocks: int, num_blocks: int, branch: str = "both") 
     return [frozen_blocks, frozen_spectral, (r"head/.*", INIT), (r".*", COPY)]
   if mode == "freeze_k_init_rest":
     return [frozen_blocks, frozen_spectral, (r".*", INIT)]
-  return [(r"head/.*", INIT), (r".*", COPY)]  # finetune_all, discriminative, lp_ft
+  return [(r"head/.*", INIT), (r".*", COPY)]  # WHOLE_MODEL_MODES
+
+
+def describe(transfer_config: Mapping) -> str:
+  """What a transfer config copies, in words: "freeze_k_copy_rest, 2 block(s)",
+  "discriminative, everything but the head", "freeze_k_init_rest, the spectral
+  branch"."""
+  mode, blocks, branch = (transfer_config["mode"], transfer_config["blocks"],
+                          transfer_config.get("branch", "both"))
+  if branch == "spectral":
+    return f"{mode}, the spectral branch"
+  if mode in WHOLE_MODEL_MODES and branch == "both":
+    return f"{mode}, everything but the head"
+  suffix = "" if branch == "both" else f" of the {branch} branch"
+  return f"{mode}, {blocks} block(s){suffix}"
 
 
 def check_config(transfer_config: Mapping) -> None:
