@@ -77,8 +77,8 @@ def test_summary_answers_each_question_from_the_records(root):
   assert "| t | 20 | 50.1 | freeze, a, k=1 | 60.1 | +10.0 ± 1.0 | " in text
   assert "| win | +5.0 ± 0.5 |" in text  # macro-F1 is half the micro-F1 in the fixture
   assert "| t | 50 | 60.1 | freeze, a, k=1 | 40.1 | -20.0 ± 1.0 | " in text
-  freeze = re.search(r"\| freeze \| 3 \| (\d) \| (\d) \| ([+-][\d.]+) \| 0 \| 1 \| 30 \| (\d+)/15 \|",
-                     text)
+  freeze = re.search(
+      r"\| freeze \| 3 \| (\d) \| (\d) \| ([+-][\d.]+) \| 0 \| 1 \| 0/15 \| 30 \| (\d+)/15 \|", text)
   assert freeze.groups() == ("1", "1", "-3.3", "10")
   assert "at most 30 epochs" in text
   # what the family can detect: each tested cell's gain spread at Holm's first step
@@ -169,6 +169,16 @@ def test_a_damaged_source_result_is_named(root):
   (root / "sources" / "a" / "result.json").write_text('{"per_seed": []}')
   with pytest.raises(study.StudyError, match=r"sources/a/result.json: expected a source model"):
     study.source_models(root)
+
+
+def test_a_run_under_half_its_seeds_baseline_is_counted():
+  def run(strategy, seed, value, size=20):
+    return {"strategy": strategy, "target": "t", "size": size, "seed": seed,
+            "micro_f1": value}
+  records = [run("baseline", 0, 0.6), run("baseline", 1, 0.4),
+             run("freeze", 0, 0.29), run("freeze", 1, 0.29),  # under 0.30, over 0.20
+             run("freeze", 0, 0.01, size=50)]  # no baseline at n = 50: not counted
+  assert study.below_half_the_baseline(records) == (1, 2)
 
 
 def test_a_record_is_at_the_cap_when_either_phase_is():

@@ -233,16 +233,29 @@ def _capped(record: Mapping, cap: int) -> bool:
   return max(record["epochs"], record.get("probe_epochs", 0)) >= cap
 
 
+def below_half_the_baseline(records: Sequence[Mapping]) -> tuple[int, int]:
+  """(runs whose micro-F1 is under half their seed's baseline on the same windows, runs
+  with such a baseline): a strategy that sometimes fails outright, where a mean gain
+  cannot tell it from one a little worse everywhere."""
+  base = {(r["target"], r["size"], r["seed"]): r["micro_f1"] for r in records
+          if r["strategy"] == BASELINE}
+  paired = [(r["micro_f1"], base[r["target"], r["size"], r["seed"]]) for r in records
+            if r["strategy"] != BASELINE and (r["target"], r["size"], r["seed"]) in base]
+  return sum(value < base_value / 2 for value, base_value in paired), len(paired)
+
+
 def per_strategy(rows: Sequence[Mapping], records: Sequence[Mapping], grids: Mapping) -> list[dict]:
-  """Per strategy: cells, significant wins and losses, mean gain, records at the epoch
-  cap (in any phase)."""
+  """Per strategy: cells, significant wins and losses, mean gain, runs under half their
+  baseline, records at the epoch cap (in any phase)."""
   out = []
+  baseline = [r for r in records if r["strategy"] == BASELINE]
   for strategy, group in _by([r for r in rows if r["source"] != BASELINE], "strategy").items():
     cap = grids[strategy]["train.max_epochs"]
     mine = [r for r in records if r["strategy"] == strategy]
     out.append({"strategy": strategy, **_gains(group),
                 "untested": sum(r["micro_f1_p"] is None for r in group),
                 "gain > 0": sum(r["micro_f1_gain"] > 0 for r in group),
+                "runs < ½ baseline": "{}/{}".format(*below_half_the_baseline(baseline + mine)),
                 "epoch cap": cap,
                 "records at the epoch cap": f"{sum(_capped(r, cap) for r in mine)}/{len(mine)}"})
   return out
@@ -335,6 +348,9 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
       f"transfer cells** ({sum(r['micro_f1_p'] is not None for r in transfer_rows)} tested; "
       "one family).", "", *report.power_lines(transfer_rows),
       format_markdown(per_strategy(rows, records, grids)), "",
+      "Runs < ½ baseline: seeds whose micro-F1 fell under half of the same seed's "
+      "baseline on the same windows, a failure a mean gain hides among the other seeds.",
+      "",
       "### Each strategy over all its cells", "",
       "The gain averaged over every target and size a strategy has run, per seed, and "
       "tested over the seeds (a seed is one replicate of the whole design); "
