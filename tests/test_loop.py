@@ -3,6 +3,7 @@ restored as a unit, a killed run resumed to the same numbers."""
 
 import io
 import json
+import re
 
 import jax
 import numpy as np
@@ -10,7 +11,16 @@ import pytest
 
 from xfer_jax import checkpoints, experiment
 from xfer_jax.data import prepare
-from xfer_jax.loop import Checkpointer, FitState, Hook, MetricsWriter, ProgressBar, fit
+from xfer_jax.loop import (
+  Checkpointer,
+  EarlyStopping,
+  FitState,
+  Hook,
+  MetricsWriter,
+  ProgressBar,
+  fewest_epochs_left,
+  fit,
+)
 from xfer_jax.runner import Batches, EvalSet
 from xfer_jax.step import seed_keys
 
@@ -109,6 +119,17 @@ def test_progress_reaches_the_end_and_says_when_seeds_stopped_early(run):
   assert f" {state.epoch}/50 " in text and "val loss" in text
   assert text.rstrip().endswith(f"stopped early at epochs {state.stopping.epochs}")
   assert " 50/50 " in text
+  # while seeds run, the ETA is a range: from the epochs patience still allows to the cap
+  assert re.search(r" 1/50 \S+ elapsed, ETA \S+ to \S+ val loss", text)
+
+
+def test_the_fewest_epochs_left_are_the_patience_of_the_slowest_running_seed():
+  stopping = EarlyStopping.create(patience=5, num_seeds=3)
+  stopping.bad_epochs, stopping.stopped = [1, 3, 5], [False, False, True]
+  assert fewest_epochs_left(stopping) == 4  # seed 0 may wait 4 more; seed 2 has stopped
+  stopping.stopped = [True] * 3
+  assert fewest_epochs_left(stopping) == 0
+  assert fewest_epochs_left(EarlyStopping.create(patience=0, num_seeds=2)) is None
 
 
 def test_the_fit_state_is_saved_and_restored_as_a_unit(run, tmp_path):

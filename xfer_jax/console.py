@@ -49,14 +49,19 @@ class Progress:
     self.start = time.monotonic()
     self.stream = stream or sys.stderr
 
-  def update(self, done: int | None = None, info: str = "") -> None:
+  def update(self, done: int | None = None, info: str = "", fewest_left: int | None = None) -> None:
+    """fewest_left: the fewest steps that may remain (early stopping's), where the run
+    can end before total: the ETA is then a range, from those steps to total."""
     self.done = self.done + 1 if done is None else done
     elapsed = time.monotonic() - self.start
-    eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+    per_step = elapsed / self.done if self.done else float("nan")
+    eta = _clock(per_step * (self.total - self.done))
+    if fewest_left is not None and self.done + fewest_left < self.total:
+      eta = f"{_clock(per_step * fewest_left)} to {eta}"
     filled = int(24 * self.done / self.total)
     bar = "#" * filled + "." * (24 - filled)
     self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} "
-                      f"{_clock(elapsed)} elapsed, ETA {_clock(eta)} {info}".rstrip() + " ")
+                      f"{_clock(elapsed)} elapsed, ETA {eta} {info}".rstrip() + " ")
     if self.done >= self.total:
       self.stream.write("\n")
     self.stream.flush()

@@ -68,6 +68,16 @@ class EarlyStopping:
     return all(self.stopped)
 
 
+def fewest_epochs_left(stopping: EarlyStopping) -> int | None:
+  """Epochs until every seed has stopped if none improves again; None without early
+  stopping."""
+  if not stopping.patience:
+    return None
+  waiting = [stopping.patience - bad for bad, stopped in zip(stopping.bad_epochs,
+                                                              stopping.stopped) if not stopped]
+  return max(waiting, default=0)
+
+
 @dataclasses.dataclass
 class FitState:
   """A run between two epochs: every array with a leading seed axis."""
@@ -217,7 +227,9 @@ class Checkpointer(Hook):
 
 
 class ProgressBar(Hook):
-  """A console progress bar over max_epochs, with the mean validation metrics."""
+  """A console progress bar over max_epochs, with the mean validation metrics. Its
+  ETA runs from the epochs early stopping still needs (no seed improving again) to
+  the cap: a source model capped at 400 epochs usually stops after 15-25."""
 
   def __init__(self, max_epochs: int, label: str):
     self.bar = Progress(max_epochs, label)
@@ -225,7 +237,8 @@ class ProgressBar(Hook):
   def epoch_end(self, state, rows):
     val_loss = np.mean([r["val_loss"] for r in rows])
     val_acc = np.mean([r["val_accuracy"] for r in rows])
-    self.bar.update(state.epoch, f"val loss {val_loss:.3f} acc {val_acc:.3f}")
+    self.bar.update(state.epoch, f"val loss {val_loss:.3f} acc {val_acc:.3f}",
+                    fewest_left=fewest_epochs_left(state.stopping))
 
   def end(self, state):
     if self.bar.done < self.bar.total:
