@@ -77,7 +77,7 @@ def calibrate(config, prepared: Prepared, repeats: int = 3) -> dict:
     times.append(time.perf_counter() - start)
   first_calls.append(times[0] - min(times[1:]))
   return {"step_s": small_s - small * per_row, "step_s_per_row": per_row,
-          "eval_row_s": min(times[1:]) / sum(chunk[2].shape[0] for chunk in val_set.chunks),
+          "eval_row_s": min(times[1:]) / sum(chunk_rows(val_set.n, runner.settings.eval_batch_size)),
           "first_calls_s": sum(first_calls),
           "eval_batch_size": runner.settings.eval_batch_size,
           "calibrated_on": prepared.name, "seeds": seeds, "batch_size": batch}
