@@ -77,7 +77,10 @@ def train_config() -> ConfigDict:
   return ConfigDict(dict(
       batch_size=256,
       max_epochs=70,
-      patience=10,  # early stopping on validation loss; 0 = train all epochs
+      patience=10,  # epochs without a better validation score; 0 = train all epochs
+      # the validation score that picks each seed's best epoch: "val_loss" (lowest) or
+      # "val_accuracy" (highest, the lower loss deciding ties): xfer_jax/loop.py
+      stop_on="val_loss",
       num_seeds=3,  # seeds trained together (vmapped)
       seed=0,  # seed s of a run is seed + s
   ))

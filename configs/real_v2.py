@@ -8,6 +8,11 @@ STRATEGY,full (e.g. configs/real_v2.py:freeze,full) is the whole study for a GPU
 all four targets, every single source and the leave-one-out pool, sizes 20..400
 and each target's own train split (config.sweep.size_cap="target").
 
+STRATEGY,val_accuracy selects each seed's best epoch, and stops it early, on
+validation accuracy instead of loss (config.train.stop_on): the check of whether a
+strategy's losses come from selecting on a loss that rises while accuracy does too
+(docs/results/real_v2/README.md says which cells ran it).
+
 STRATEGY is one of STRATEGIES below. Every grid shares the targets, sizes, seeds
 and adaptation subsets, so seed s of a strategy's cell and seed s of the
 `baseline` grid's cell adapt on the same windows: the gains are paired per seed
@@ -54,15 +59,18 @@ STRATEGIES = {
 }
 
 
+VARIANTS = ("full", "val_accuracy")
+
+
 def leave_one_out(target: str) -> str:
   return "+".join(d for d in real.get_config().datasets if d != target)
 
 
 def get_config(arg: str | None = None) -> ConfigDict:
   strategy, *variant = (arg or "baseline").split(",")
-  if strategy not in STRATEGIES or variant not in ([], ["full"]):
-    raise ValueError(f"configs/real_v2.py:{arg}: expected STRATEGY or STRATEGY,full with a "
-                     f"strategy of {sorted(STRATEGIES)}")
+  if strategy not in STRATEGIES or len(set(variant)) < len(variant) or set(variant) - set(VARIANTS):
+    raise ValueError(f"configs/real_v2.py:{arg}: expected STRATEGY[,VARIANT...] with a strategy "
+                     f"of {sorted(STRATEGIES)} and variants of {VARIANTS}")
   fields = dict(STRATEGIES[strategy])
   config = real.get_config()
   with config.unlocked():
@@ -73,7 +81,9 @@ def get_config(arg: str | None = None) -> ConfigDict:
     config.adapt.size = 200
     config.sweep.pairs = tuple(f"{source}->{target}" for target in TARGETS
                                for source in (SINGLE_SOURCE, leave_one_out(target)))
-    if variant:  # the whole study, for a GPU: every target, every source, up to each
+    if "val_accuracy" in variant:
+      config.train.stop_on = "val_accuracy"
+    if "full" in variant:  # the whole study, for a GPU: every target, every source, up to each
       # target's own train split
       config.sweep.pairs = tuple(f"{source}->{target}" for target in config.datasets
                                  for source in (*[d for d in config.datasets if d != target],

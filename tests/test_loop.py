@@ -3,6 +3,7 @@ restored as a unit, a killed run resumed to the same numbers."""
 
 import io
 import json
+import operator
 import re
 
 import jax
@@ -15,6 +16,7 @@ from xfer_jax.loop import (
   Checkpointer,
   EarlyStopping,
   FitState,
+  History,
   Hook,
   MetricsWriter,
   ProgressBar,
@@ -45,8 +47,8 @@ def run(config, prepared):
   val_set = EvalSet.create(val.x_NxWx3, val.y_N, config.runtime.eval_batch_size)
   keys = seed_keys(0, 2)
 
-  def run(state=None, max_epochs=4, hooks=(), patience=0):
-    state = state or FitState.create(runner.init(keys), patience)
+  def run(state=None, max_epochs=4, hooks=(), patience=0, stop_on="val_loss"):
+    state = state or FitState.create(runner.init(keys), patience, stop_on)
     return fit(runner, state, batches, val_set, keys, max_epochs=max_epochs, hooks=hooks,
                label="t", seeds=[0, 1])
   run.runner = runner
@@ -130,6 +132,33 @@ def test_the_fewest_epochs_left_are_the_patience_of_the_slowest_running_seed():
   stopping.stopped = [True] * 3
   assert fewest_epochs_left(stopping) == 0
   assert fewest_epochs_left(EarlyStopping.create(patience=0, num_seeds=2)) is None
+
+
+class ParamsPerEpoch(History):
+  """Each epoch's metric rows, and each seed's parameters after it."""
+
+  def __init__(self):
+    super().__init__()
+    self.params = []
+
+  def epoch_end(self, state, rows):
+    super().epoch_end(state, rows)
+    self.params.append(jax.tree.map(np.asarray, state.train.params))
+
+
+@pytest.mark.parametrize("stop_on", ["val_loss", "val_accuracy"])
+def test_each_seed_keeps_the_parameters_of_its_best_epoch_by_the_chosen_metric(run, stop_on):
+  seen = ParamsPerEpoch()
+  state = run(max_epochs=6, hooks=[seen], stop_on=stop_on)
+  for s in range(2):
+    rows = [r for r in seen.rows if r["seed"] == s]
+    best = (min(rows, key=lambda r: r["val_loss"]) if stop_on == "val_loss" else
+            max(rows, key=lambda r: (r["val_accuracy"], -r["val_loss"])))
+    assert state.stopping.best_epoch[s] == best["epoch"]
+    assert state.stopping.best_accuracy[s] == best["val_accuracy"]
+    seed_s = operator.itemgetter(s)
+    jax.tree.map(np.testing.assert_array_equal, jax.tree.map(seed_s, state.best_params),
+                 jax.tree.map(seed_s, seen.params[best["epoch"]]))
 
 
 def test_the_fit_state_is_saved_and_restored_as_a_unit(run, tmp_path):

@@ -11,6 +11,9 @@ statistics over part of a batch, a seed given another's key) moves parameters by
 ~1e-3 or more.
 """
 
+import copy
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -217,6 +220,36 @@ def test_early_stopping_counts_epochs_without_improvement():
   # seed 1 stopped after epochs 1 and 2 brought nothing better than 1.0
   assert stopping.stopped == [False, True] and stopping.epochs == [4, 3]
   assert stopping.best_epoch == [3, 0] and improved.tolist() == [True, False]
+
+
+def test_early_stopping_on_accuracy_keeps_the_most_accurate_epoch():
+  losses = [[1.0, 1.0], [0.8, 0.9], [1.2, 0.9], [1.3, 0.8], [1.4, 1.5]]
+  accuracies = [[0.2, 0.5], [0.3, 0.5], [0.6, 0.5], [0.6, 0.4], [0.5, 0.5]]
+  by_loss = EarlyStopping.create(patience=2, num_seeds=2)
+  by_accuracy = EarlyStopping.create(patience=2, num_seeds=2, stop_on="val_accuracy")
+  for epoch, (loss, accuracy) in enumerate(zip(losses, accuracies)):
+    by_loss.update(epoch, np.array(loss), np.array(accuracy))
+    by_accuracy.update(epoch, np.array(loss), np.array(accuracy))
+  # seed 0: its loss is lowest at epoch 1, its accuracy highest from epoch 2 (the tie
+  # at epoch 3 has a higher loss); seed 1: its accuracy ties at 0.5 with a lower loss
+  # at epoch 1, then never rises, so it stops after 2 epochs without a better one
+  assert by_loss.best_epoch == [1, 3] and by_accuracy.best_epoch == [2, 1]
+  assert by_accuracy.best_loss == [1.2, 0.9] and by_accuracy.best_accuracy == [0.6, 0.5]
+  assert by_accuracy.stopped == [True, True] and by_accuracy.epochs == [5, 4]
+  with pytest.raises(ValueError, match="needs the validation accuracy"):
+    by_accuracy.update(5, np.array([1.0, 1.0]))
+  # a checkpoint saved before stop_on existed restores as loss-based stopping
+  old = {k: v for k, v in dataclasses.asdict(by_loss).items()
+         if k not in ("stop_on", "best_accuracy")}
+  restored = EarlyStopping(**old)
+  assert restored.stop_on == "val_loss" and np.isnan(restored.best_accuracy).all()
+
+
+def test_a_config_names_an_unknown_stopping_metric(config):
+  config = copy.deepcopy(config)
+  config.train.stop_on = "val_f1"
+  with pytest.raises(experiment.ConfigError, match=r"config.train.stop_on='val_f1'.*val_accuracy"):
+    experiment.check_config(config)
 
 
 def test_float64_needs_64_bit_jax(config, prepared):

@@ -24,7 +24,7 @@ from xfer_jax import checkpoints, metrics, results, transfer
 from xfer_jax.data import DataError, Prepared, adaptation_subsets, pool, prepare, window_samples
 from xfer_jax.data.atomic import write_text
 from xfer_jax.errors import UserError
-from xfer_jax.loop import Checkpointer, FitState, MetricsWriter, ProgressBar, fit
+from xfer_jax.loop import STOP_ON, Checkpointer, FitState, MetricsWriter, ProgressBar, fit
 from xfer_jax.models import MultiResNet
 from xfer_jax.optim import make_optimizer
 from xfer_jax.runner import Batches, EvalSet, Runner, Settings, num_seeds_of
@@ -54,6 +54,9 @@ def check_config(config) -> None:
       raise ConfigError(f"config.train.{field}={value!r}: expected an integer >= 1")
   if tc.patience < 0:
     raise ConfigError(f"config.train.patience={tc.patience}: expected >= 0 (0 = no early stopping)")
+  if tc.stop_on not in STOP_ON:
+    raise ConfigError(f"config.train.stop_on={tc.stop_on!r}: expected one of {STOP_ON} (the "
+                      "validation metric that picks each seed's best epoch and stops it early)")
   window = window_samples(config.data)
   if mc.spectral_window > window:
     raise ConfigError(
@@ -139,7 +142,7 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
                            runner.settings.checkpoint_every, runner.settings.checkpoint_every_s)]
   if state is None:
     state = FitState.create(init_state(runner, keys) if init_state else runner.init(keys),
-                            tc.patience)
+                            tc.patience, tc.stop_on)
   t0 = time.monotonic()
   try:
     state = fit(runner, state, batches, val_set, keys, max_epochs=tc.max_epochs, hooks=hooks,

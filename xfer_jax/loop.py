@@ -31,32 +31,62 @@ from xfer_jax.runner import Batches, EvalSet, Runner
 from xfer_jax.runtime import is_primary
 from xfer_jax.step import TrainState
 
+STOP_ON = ("val_loss", "val_accuracy")
+
 
 @dataclasses.dataclass
 class EarlyStopping:
-  """Per-seed early stopping on validation loss (host side, plain numbers)."""
+  """Per-seed early stopping and choice of the best epoch (host side, plain numbers).
+
+  stop_on="val_loss" keeps the epoch of the lowest validation loss. "val_accuracy"
+  keeps the epoch of the highest validation accuracy, the lower loss deciding ties:
+  a model whose copied features make it confidently wrong can grow more accurate
+  while its loss still rises (the discriminative cells of docs/results/real_v2), so
+  selecting on loss can keep an epoch far less accurate than a later one."""
 
   patience: int  # epochs without improvement before a seed stops; 0 = never stop
-  best_loss: list[float]
+  best_loss: list[float]  # validation loss at each seed's best epoch
   best_epoch: list[int]
   bad_epochs: list[int]
   stopped: list[bool]
   epochs: list[int]  # epochs trained per seed
+  stop_on: str = "val_loss"
+  # validation accuracy at each seed's best epoch (NaN: resumed from a checkpoint
+  # saved before it was kept)
+  best_accuracy: list[float] | None = None
+
+  def __post_init__(self):
+    if self.stop_on not in STOP_ON:
+      raise ValueError(f"early stopping on {self.stop_on!r}: expected one of {STOP_ON}")
+    if self.best_accuracy is None:
+      self.best_accuracy = [float("nan")] * len(self.best_loss)
 
   @classmethod
-  def create(cls, patience: int, num_seeds: int) -> EarlyStopping:
+  def create(cls, patience: int, num_seeds: int, stop_on: str = "val_loss") -> EarlyStopping:
     return cls(patience, [float("inf")] * num_seeds, [-1] * num_seeds, [0] * num_seeds,
-               [False] * num_seeds, [0] * num_seeds)
+               [False] * num_seeds, [0] * num_seeds, stop_on, [-float("inf")] * num_seeds)
 
-  def update(self, epoch: int, val_loss: np.ndarray) -> np.ndarray:
-    """Records epoch's validation losses; returns which seeds improved."""
+  def _better(self, s: int, loss: float, accuracy: float) -> bool:
+    if self.stop_on == "val_loss":
+      return loss < self.best_loss[s]
+    return (accuracy > self.best_accuracy[s]
+            or (accuracy == self.best_accuracy[s] and loss < self.best_loss[s]))
+
+  def update(self, epoch: int, val_loss: np.ndarray, val_accuracy: np.ndarray | None = None
+             ) -> np.ndarray:
+    """Records epoch's validation losses (and accuracies); returns which seeds improved."""
+    if val_accuracy is None:
+      if self.stop_on != "val_loss":
+        raise ValueError(f"early stopping on {self.stop_on!r} needs the validation accuracy")
+      val_accuracy = np.full(len(val_loss), np.nan)
     improved = np.zeros(len(val_loss), bool)
-    for s, loss in enumerate(val_loss):
+    for s, (loss, accuracy) in enumerate(zip(val_loss, val_accuracy)):
       if self.stopped[s]:
         continue
       self.epochs[s] = epoch + 1
-      if loss < self.best_loss[s]:
-        self.best_loss[s], self.best_epoch[s], self.bad_epochs[s] = float(loss), epoch, 0
+      if self._better(s, float(loss), float(accuracy)):
+        self.best_loss[s], self.best_accuracy[s] = float(loss), float(accuracy)
+        self.best_epoch[s], self.bad_epochs[s] = epoch, 0
         improved[s] = True
       else:
         self.bad_epochs[s] += 1
@@ -89,10 +119,11 @@ class FitState:
   epoch: int  # epochs completed: the next epoch to train
 
   @classmethod
-  def create(cls, train: TrainState, patience: int) -> FitState:
+  def create(cls, train: TrainState, patience: int, stop_on: str = "val_loss") -> FitState:
     copy = lambda tree: jax.tree.map(jnp.copy, tree)  # the train state's buffers are donated
+    num_seeds = len(jax.tree.leaves(train.params)[0])
     return cls(train, copy(train.params), copy(train.batch_stats),
-               EarlyStopping.create(patience, len(jax.tree.leaves(train.params)[0])), 0)
+               EarlyStopping.create(patience, num_seeds, stop_on), 0)
 
   @property
   def done(self) -> bool:
@@ -139,7 +170,7 @@ def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet, keys_S, *
     if bad.size:
       raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "
                                f"at epoch {epoch}")
-    improved = state.stopping.update(epoch, val_loss)
+    improved = state.stopping.update(epoch, val_loss, val_acc)
     best = (state.best_params, state.best_batch_stats)
     if improved.any():
       best = runner.keep_best(best, train_state, improved)
