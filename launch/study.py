@@ -4,13 +4,17 @@ records of its grids.
   python -m launch.study --root=docs/results/real_v2
   python -m launch.study --root=runs/real_v2 --out=runs/real_v2_summary
   python -m launch.study --root=runs/real_v2 --out=docs/results/real_v2 --publish
+  python -m launch.study --root=runs/real_v2_acc --out=docs/results/real_v2/val_accuracy \
+      --publish --against=docs/results/real_v2
 
 ROOT holds one sweep workdir per strategy (launch/real_v2.sh): ROOT/<strategy>/
 with its sweep.json and results*.jsonl, and ROOT/sources/<source>/result.json
 (read for the source models' table; their checkpoints are not). With --publish,
 those files are first copied into OUT (atomically, so OUT can be committed while
 the study runs) and the summary is made from the copies. See xfer_jax/study.py
-for the comparisons and their statistics.
+for the comparisons and their statistics. --against=REF adds a section comparing
+the cells this study shares with the study in REF (a rerun of part of it with one
+setting changed: the section names the settings that differ).
 """
 
 from absl import flags
@@ -21,6 +25,8 @@ from xfer_jax import study
 
 _ROOT = flags.DEFINE_string("root", None, "folder of the strategy workdirs", required=True)
 _OUT = flags.DEFINE_string("out", None, "folder for summary.md and results.csv (default: ROOT)")
+_AGAINST = flags.DEFINE_string("against", None, "a reference study (a folder like ROOT) to "
+                               "compare the cells both ran with")
 _PUBLISH = flags.DEFINE_bool("publish", False, "copy ROOT's records into OUT first and summarise "
                              "the copies")
 
@@ -32,7 +38,7 @@ def main(argv):
   if _PUBLISH.value:
     print(f"published {len(study.publish(root, out))} record files into {out}")
     root = out
-  for name, path in study.write(root, out).items():
+  for name, path in study.write(root, out, _AGAINST.value).items():
     print(f"{name}: {path}")
 
 

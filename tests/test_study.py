@@ -192,3 +192,39 @@ def test_a_study_without_its_baseline_is_refused(root):
   (root / "baseline").rmdir()
   with pytest.raises(study.StudyError, match="no baseline records"):
     study.load(root)
+
+
+def test_a_rerun_of_part_of_a_study_is_compared_on_the_cells_both_ran(root, tmp_path_factory):
+  """A rerun with train.stop_on changed, of the baseline and the freeze cells from "a":
+  its baseline 2 points higher on every seed, freeze from "a" 5 points lower at n = 20,
+  so that arm's gain over its own baseline is 7 points lower; the n = 50 freeze cell
+  and the pooled one were not rerun."""
+  rerun = tmp_path_factory.mktemp("rerun")
+  records, _ = study.load(root)
+  by = {(r["strategy"], r["source"], r["size"], r["seed"]): r["micro_f1"] for r in records}
+  original = lambda strategy, source, size: np.array([by[strategy, source, size, s] for s in SEEDS])
+  changed = {"train.stop_on": "val_accuracy", "sweep.pairs": ["a->t"]}
+  folder, key = _grid(rerun, "baseline", ["a->t"], [], True, **changed)
+  _records(folder, key, {(None, size, 0): original("baseline", None, size) + 0.02
+                         for size in (20, 50)})
+  folder, key = _grid(rerun, "freeze", ["a->t"], [1], False, **changed)
+  # a seed under half its baseline here, none there
+  low = original("freeze", "a", 20) - 0.05 - np.array([0.0, 0.0, 0.0, 0.0, 0.3])
+  _records(folder, key, {("a", 20, 1): low})
+  study.write(rerun, rerun / "out", reference_root=root)
+  text = (rerun / "out" / "summary.md").read_text()
+  assert "## Against the reference study `../../" in text
+  # a grid saved before train.stop_on existed stopped on the loss (results.ADDED_FIELDS)
+  assert "with: train.stop_on: here 'val_accuracy' vs there 'val_loss'. On" in text
+  here_records, grids = study.load(rerun)
+  scores, gains = study.against_reference(study.seed_values(here_records),
+                                          study.seed_values(records), grids)
+  assert [(r["arm"], r["cells"]) for r in scores] == [("baseline", 2), ("freeze, a, k=1", 1)]
+  assert scores[0]["diff"] == pytest.approx(0.02, abs=1e-12)
+  assert scores[1]["diff"] == pytest.approx(-0.05 - 0.3 / 5, abs=1e-12)
+  (gain,) = gains
+  assert gain["diff"] == pytest.approx(-0.07 - 0.3 / 5, abs=1e-12)
+  assert gain["there"] == pytest.approx(0.1 + np.mean(jitter_of(records)), abs=1e-12)
+  assert (gain["below_half_here"], gain["below_half_there"]) == ("1/5", "0/5")
+  here, there = (f"{100 * gain[side]:+.1f}" for side in ("here", "there"))
+  assert f"| freeze, a, k=1 | 1 | {here} | {there} | 1/5 | 0/5 |" in text

@@ -165,6 +165,65 @@ def averaged_over_cells(values: Mapping[tuple, Mapping[int, float]],
   return corrected(sorted(rows, key=lambda r: r["arm"]))
 
 
+def against_reference(values: Mapping[tuple, Mapping[int, float]],
+                      reference: Mapping[tuple, Mapping[int, float]],
+                      grids: Mapping[str, Mapping]) -> tuple[list[dict], list[dict]]:
+  """This study against a reference study on the cells both ran (a check that reruns
+  part of a study with one setting changed, e.g. train.stop_on): per arm (strategy,
+  source with the pools as one, k), averaged over the common cells per seed and
+  tested over the seeds, (micro-F1 here minus there, for every arm and the
+  baseline; each transfer arm's gain over its own study's baseline, here minus
+  there). Each list is its own Holm family."""
+  arms: dict[tuple, list] = collections.defaultdict(list)
+  for key in values.keys() & reference.keys():
+    strategy, _, source, _, blocks = key
+    arms[(strategy, pooled_label(source) if source else BASELINE, blocks)].append(key)
+  scores, gains = [], []
+  for (strategy, source, blocks), keys in sorted(arms.items(), key=lambda item: str(item[0])):
+    keys = sorted(keys, key=str)
+    base_keys = [(BASELINE, k[1], None, k[3], 0) for k in keys]
+    runs = [values[k] for k in keys] + [reference[k] for k in keys]
+    has_baselines = strategy != BASELINE and all(b in values and b in reference
+                                                 for b in base_keys)
+    if has_baselines:
+      runs += [v[b] for b in base_keys for v in (values, reference)]
+    seeds = sorted(set.intersection(*(set(v) for v in runs)))
+    if not seeds:
+      continue
+    row = {"arm": BASELINE if strategy == BASELINE else _cell(
+        {"strategy": strategy, "source": source, "blocks": blocks}, grids), "cells": len(keys),
+        "below_half_here": _below_half(values, keys, base_keys, seeds),
+        "below_half_there": _below_half(reference, keys, base_keys, seeds)}
+    here, there = _cell_mean(values, keys, seeds), _cell_mean(reference, keys, seeds)
+    scores.append({**row, "here": _mean(here), "there": _mean(there), **paired(here, there)})
+    if has_baselines:
+      here_gain = _minus(here, _cell_mean(values, base_keys, seeds))
+      there_gain = _minus(there, _cell_mean(reference, base_keys, seeds))
+      gains.append({**row, "here": _mean(here_gain), "there": _mean(there_gain),
+                    **paired(here_gain, there_gain)})
+  return corrected(scores), corrected(gains)
+
+
+def _cell_mean(values, keys, seeds) -> dict[int, float]:
+  """Per seed, its value averaged over the cells keys."""
+  return {s: float(np.mean([values[k][s] for k in keys])) for s in seeds}
+
+
+def _minus(a: Mapping[int, float], b: Mapping[int, float]) -> dict[int, float]:
+  return {s: a[s] - b[s] for s in a}
+
+
+def _mean(per_seed: Mapping[int, float]) -> float:
+  return float(np.mean(list(per_seed.values())))
+
+
+def _below_half(values, keys, base_keys, seeds) -> str:
+  """Runs of keys under half their seed's baseline, of the runs with a baseline."""
+  runs = [(values[k][s], values[b][s]) for k, b in zip(keys, base_keys) if b in values
+          and k != b for s in seeds]
+  return f"{sum(v < base / 2 for v, base in runs)}/{len(runs)}" if runs else ""
+
+
 def multi_vs_single(values: Mapping[tuple, Mapping[int, float]]) -> list[dict]:
   """Per strategy, target, size and k: each pooled source against each single one."""
   rows = []
@@ -317,7 +376,10 @@ def _caps(grids: Mapping[str, Mapping]) -> str:
 
 
 def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
-                     sources: Sequence[Mapping] = ()) -> tuple[str, list[dict]]:
+                     sources: Sequence[Mapping] = (), reference: tuple | None = None
+                     ) -> tuple[str, list[dict]]:
+  """The summary's text and its per-cell rows; reference = (its name, its records, its
+  grids) adds a section comparing the cells both studies ran."""
   rows = report.aggregate(records)
   values = seed_values(records)
   base = grids[BASELINE]
@@ -369,6 +431,8 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
               _verdict_count(spectral) + " (spectral-only minus temporal-only).", "",
               format_markdown(_paired_table(spectral, ("target", "size", "source",
                                                        "temporal_blocks"))), ""]
+  if reference is not None:
+    lines += _against_lines(values, grids, *reference)
   lines += ["## Per target: classes and what transfer did", "",
             "The paper's claim that few-class targets gain most is read off this table; "
             "with three or four targets that differ in much else it cannot be tested. "
@@ -383,6 +447,35 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
             format_markdown([{"size": n, "strategy": s, **_gains(g)} for (n, s), g in
                              sorted(_by(transfer_rows, "size", "strategy").items())]), ""]
   return "\n".join(lines), rows
+
+
+# the fields in which a rerun of part of a study differs from it by construction
+SUBSET_FIELDS = ("sweep.pairs", "sweep.sizes")
+
+
+def _against_lines(values, grids, name: str, ref_records, ref_grids) -> list[str]:
+  changed = {k: v for k, v in grids[BASELINE].items() if not k.startswith(SUBSET_FIELDS)}
+  original = {k: v for k, v in ref_grids[BASELINE].items() if not k.startswith(SUBSET_FIELDS)}
+  scores, gains = against_reference(values, seed_values(ref_records), grids)
+  table = lambda rows, pct: format_markdown([
+      {"arm": r["arm"], "cells": r["cells"], "here": pct(r["here"]), "there": pct(r["there"]),
+       "runs < ½ baseline here": r["below_half_here"],
+       "runs < ½ baseline there": r["below_half_there"],
+       "difference (95% CI)": _pts(r["diff"], r["ci95"]), "p (Holm)": _p(r["p_holm"]),
+       "verdict": r["verdict"]} for r in rows])
+  return [
+      f"## Against the reference study `{name}`", "",
+      "This study reruns cells of the reference with: "
+      + (results.describe_differences(changed, original, ("here", "there")) or "no setting changed")
+      + ". On the cells both ran, per arm, each seed's values averaged over the cells, "
+      f"then tested over the seeds ({stats.CORRECTION}-corrected within each table).", "",
+      "Micro-F1 in %, here minus there:", "", table(scores, _pct), "",
+      "Gain over each study's own baseline, in points, here minus there:", "",
+      table(gains, _pts), ""]
+
+
+def _pct(value: float) -> str:
+  return f"{100 * value:.1f}"
 
 
 def plot_gains(rows: Sequence[Mapping], grids: Mapping[str, Mapping], path: Path) -> None:
@@ -430,12 +523,17 @@ def plot_gains(rows: Sequence[Mapping], grids: Mapping[str, Mapping], path: Path
   write_bytes(path, png.getvalue())
 
 
-def write(root: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, str]:
+def write(root: str | os.PathLike, out_dir: str | os.PathLike,
+          reference_root: str | os.PathLike | None = None) -> dict[str, str]:
   """out_dir/summary.md, out_dir/results.csv (a row per strategy's cell) and
-  out_dir/gains.png."""
+  out_dir/gains.png; with reference_root, the summary compares the cells this study
+  shares with the study there (named by its path relative to out_dir)."""
   records, grids = load(root)
-  text, rows = summary_markdown(records, grids, source_models(root))
   out = Path(out_dir)
+  reference = None
+  if reference_root is not None:
+    reference = (os.path.relpath(reference_root, out), *load(reference_root))
+  text, rows = summary_markdown(records, grids, source_models(root), reference)
   out.mkdir(parents=True, exist_ok=True)
   paths = {"summary": out / "summary.md", "csv": out / "results.csv", "gains": out / "gains.png"}
   write_text(paths["summary"], text)
