@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from configs import paper, smoke
+from configs import paper, real_v2, smoke
 from tests.conftest import REPO
 from xfer_jax import report, results, sweep
 from xfer_jax.data import prepare
@@ -377,3 +377,16 @@ def test_the_expected_cost_is_what_the_same_work_took_before(smoke_config):
   with_source = cost.project(config, cells, prepared, ["s"], calibration, past_cells=past,
                              past_sources=[cost.PastRun(1000, "s", [5, 7], 50.0)])
   assert with_source["projected_s_expected"] == pytest.approx(120.0 + 50.0, rel=1e-12)
+
+
+def test_the_second_studys_variants_change_only_their_fields():
+  fields = lambda arg: results.grid_fields(real_v2.get_config(arg))
+  base = fields("discriminative")
+  assert results.differing_fields(fields("discriminative,val_accuracy"), base) == ["train.stop_on"]
+  assert fields("discriminative,val_accuracy")["train.stop_on"] == "val_accuracy"
+  both = fields("discriminative,full,val_accuracy")
+  assert set(results.differing_fields(both, fields("discriminative,full"))) == {"train.stop_on"}
+  with pytest.raises(ValueError, match=r"variants of \('full', 'val_accuracy'\)"):
+    real_v2.get_config("discriminative,val_loss")
+  with pytest.raises(ValueError, match="STRATEGY"):
+    real_v2.get_config("discriminative,full,full")
