@@ -227,4 +227,4 @@ def test_a_rerun_of_part_of_a_study_is_compared_on_the_cells_both_ran(root, tmp_
   assert gain["there"] == pytest.approx(0.1 + np.mean(jitter_of(records)), abs=1e-12)
   assert (gain["below_half_here"], gain["below_half_there"]) == ("1/5", "0/5")
   here, there = (f"{100 * gain[side]:+.1f}" for side in ("here", "there"))
-  assert f"| freeze, a, k=1 | 1 | {here} | {there} | 1/5 | 0/5 |" in text
+  assert f"| freeze, a, k=1 | 1 | {here} | {there} | 1/5 | 0/5 | 30 | 30 |" in text

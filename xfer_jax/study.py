@@ -192,6 +192,7 @@ def against_reference(values: Mapping[tuple, Mapping[int, float]],
       continue
     row = {"arm": BASELINE if strategy == BASELINE else _cell(
         {"strategy": strategy, "source": source, "blocks": blocks}, grids), "cells": len(keys),
+        "cell_keys": keys, "seed_list": seeds,
         "below_half_here": _below_half(values, keys, base_keys, seeds),
         "below_half_there": _below_half(reference, keys, base_keys, seeds)}
     here, there = _cell_mean(values, keys, seeds), _cell_mean(reference, keys, seeds)
@@ -432,7 +433,7 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
               format_markdown(_paired_table(spectral, ("target", "size", "source",
                                                        "temporal_blocks"))), ""]
   if reference is not None:
-    lines += _against_lines(values, grids, *reference)
+    lines += _against_lines(records, grids, *reference)
   lines += ["## Per target: classes and what transfer did", "",
             "The paper's claim that few-class targets gain most is read off this table; "
             "with three or four targets that differ in much else it cannot be tested. "
@@ -453,14 +454,19 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
 SUBSET_FIELDS = ("sweep.pairs", "sweep.sizes")
 
 
-def _against_lines(values, grids, name: str, ref_records, ref_grids) -> list[str]:
+def _against_lines(records, grids, name: str, ref_records, ref_grids) -> list[str]:
   changed = {k: v for k, v in grids[BASELINE].items() if not k.startswith(SUBSET_FIELDS)}
   original = {k: v for k, v in ref_grids[BASELINE].items() if not k.startswith(SUBSET_FIELDS)}
-  scores, gains = against_reference(values, seed_values(ref_records), grids)
+  scores, gains = against_reference(seed_values(records), seed_values(ref_records), grids)
+  # how long the runs trained: a setting that changes early stopping shows here first
+  epochs = [seed_values(records, "epochs"), seed_values(ref_records, "epochs")]
+  median_epochs = lambda r, side: int(np.median([epochs[side][k][s] for k in r["cell_keys"]
+                                                 for s in r["seed_list"]]))
   table = lambda rows, pct: format_markdown([
       {"arm": r["arm"], "cells": r["cells"], "here": pct(r["here"]), "there": pct(r["there"]),
        "runs < ½ baseline here": r["below_half_here"],
        "runs < ½ baseline there": r["below_half_there"],
+       "median epochs here": median_epochs(r, 0), "median epochs there": median_epochs(r, 1),
        "difference (95% CI)": _pts(r["diff"], r["ci95"]), "p (Holm)": _p(r["p_holm"]),
        "verdict": r["verdict"]} for r in rows])
   return [
@@ -468,7 +474,8 @@ def _against_lines(values, grids, name: str, ref_records, ref_grids) -> list[str
       "This study reruns cells of the reference with: "
       + (results.describe_differences(changed, original, ("here", "there")) or "no setting changed")
       + ". On the cells both ran, per arm, each seed's values averaged over the cells, "
-      f"then tested over the seeds ({stats.CORRECTION}-corrected within each table).", "",
+      f"then tested over the seeds ({stats.CORRECTION}-corrected within each table). "
+      "Epochs: those each run trained (lp_ft: its fine-tuning phase).", "",
       "Micro-F1 in %, here minus there:", "", table(scores, _pct), "",
       "Gain over each study's own baseline, in points, here minus there:", "",
       table(gains, _pts), ""]
