@@ -119,4 +119,8 @@ def transfer_config() -> ConfigDict:
       rules=(),  # custom ((regex, action), ...) rules; when set they replace the preset
       # discriminative only: the copied leaves train at lr x lr_scale (e.g. 0.1)
       lr_scale=placeholder(float),
+      # the head a transferred model starts from: "random" (a fresh initialisation, as
+      # the paper's new output layer) or "zeros" (uniform predictions at the first step,
+      # so copied features are not met by confidently wrong logits)
+      head_init="random",
   ))

@@ -13,6 +13,10 @@ validation accuracy instead of loss (config.train.stop_on): the check of whether
 strategy's losses come from selecting on a loss that rises while accuracy does too
 (docs/results/real_v2/README.md says which cells ran it).
 
+STRATEGY,zero_head starts every transferred model's head at zeros
+(config.transfer.head_init) instead of a fresh random initialisation: the check of
+whether a strategy's failed runs come from a random head meeting copied features.
+
 STRATEGY is one of STRATEGIES below. Every grid shares the targets, sizes, seeds
 and adaptation subsets, so seed s of a strategy's cell and seed s of the
 `baseline` grid's cell adapt on the same windows: the gains are paired per seed
@@ -59,7 +63,7 @@ STRATEGIES = {
 }
 
 
-VARIANTS = ("full", "val_accuracy")
+VARIANTS = ("full", "val_accuracy", "zero_head")
 
 
 def leave_one_out(target: str) -> str:
@@ -83,6 +87,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
                                for source in (SINGLE_SOURCE, leave_one_out(target)))
     if "val_accuracy" in variant:
       config.train.stop_on = "val_accuracy"
+    if "zero_head" in variant:
+      config.transfer.head_init = "zeros"
     if "full" in variant:  # the whole study, for a GPU: every target, every source, up to each
       # target's own train split
       config.sweep.pairs = tuple(f"{source}->{target}" for target in config.datasets

@@ -386,7 +386,9 @@ def test_the_second_studys_variants_change_only_their_fields():
   assert fields("discriminative,val_accuracy")["train.stop_on"] == "val_accuracy"
   both = fields("discriminative,full,val_accuracy")
   assert set(results.differing_fields(both, fields("discriminative,full"))) == {"train.stop_on"}
-  with pytest.raises(ValueError, match=r"variants of \('full', 'val_accuracy'\)"):
+  assert results.differing_fields(fields("discriminative,zero_head"), base) == [
+      "transfer.head_init"]
+  with pytest.raises(ValueError, match=r"variants of \('full', 'val_accuracy', 'zero_head'\)"):
     real_v2.get_config("discriminative,val_loss")
   with pytest.raises(ValueError, match="STRATEGY"):
     real_v2.get_config("discriminative,full,full")

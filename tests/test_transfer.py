@@ -168,6 +168,41 @@ def test_discriminative_trains_copied_leaves_at_the_scaled_rate(smoke_config, pr
   assert set(transfer.flatten(partitions["transferred"]["inner_state"]["0"]["mu"])) == set(moved)
 
 
+def test_a_zero_head_predicts_uniformly_so_the_first_step_leaves_copied_layers_alone(
+    smoke_config, pretrained, tmp_path):
+  """finetune_all for one Adam step: with transfer.head_init="zeros" the head starts
+  at zeros, so the loss sends no gradient into the copied layers, which keep the
+  source's values exactly (only the L2-penalised dense kernels move), and the head
+  moves by about the learning rate; a random head is far larger."""
+  config = smoke_config.copy_and_resolve_references()
+  config.transfer.mode = "finetune_all"
+  config.train.max_epochs = 1
+  config.adapt.size = 20
+  source = transfer.flatten(checkpoints.read(pretrained)[0]["best_params"])
+  lr = config.optim.learning_rate
+  heads = {}
+  for head_init in ("random", "zeros"):
+    config.transfer.head_init = head_init
+    experiment.adapt(config, tmp_path / head_init, pretrained, progress=False)
+    params = transfer.flatten(checkpoints.read(tmp_path / head_init)[0]["params"])
+    heads[head_init] = max(float(np.abs(v).max()) for p, v in params.items()
+                           if p.startswith("head/"))
+  assert heads["zeros"] <= 1.01 * lr < 10 * lr < heads["random"]
+  untouched = [p for p in params if p.startswith("tower_") or p.endswith("/bias")]
+  assert untouched and all(p.startswith("head/") or np.array_equal(params[p], source[p])
+                           for p in untouched)
+  assert any(not np.array_equal(params[p], source[p]) for p in params
+             if p.startswith("dense_") and p.endswith("/kernel"))  # L2 still moves these
+  # a head the rules copy is the source's, zeros or not
+  tree = {"head": {"kernel": np.ones(2)}, "dense_0": {"kernel": np.ones(2)}}
+  kept = transfer.zero_head(tree, {"head/kernel": COPY, "dense_0/kernel": INIT})
+  assert kept["head"]["kernel"].tolist() == [1.0, 1.0]
+  zeroed = transfer.zero_head(tree, {"head/kernel": INIT, "dense_0/kernel": INIT})
+  assert zeroed["head"]["kernel"].tolist() == [0.0, 0.0] and zeroed["dense_0"]["kernel"].sum() == 2
+  with pytest.raises(transfer.TransferError, match=r"head_init='xavier': expected one of"):
+    transfer.check_config({"mode": "finetune_all", "head_init": "xavier"})
+
+
 @pytest.mark.parametrize("mode,scale,match", [
     ("freeze_k_copy_rest", 0.1, "lr_scale=0.1 is used only by modes"),
     ("discriminative", None, "lr_scale=None: mode 'discriminative'"),

@@ -344,7 +344,7 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
     summary, state = train_and_evaluate(
         config, phase_dir, prepared, phase=phase, train_index_Sxn=rows, capacity=capacity,
         runner=runner, init_state=_start(source, seed_map if source else None, phase_labels,
-                                         phase_stats, state),
+                                         phase_stats, state, config.transfer.head_init),
         extra_meta=extra, progress=progress, return_state=True)
     if not last:
       probe = summary
@@ -376,10 +376,10 @@ def _window_mismatch(source_meta: Mapping, config, error: Exception) -> Exceptio
       f"({error})")
 
 
-def _start(source, seed_map, labels, stats_labels, previous):
+def _start(source, seed_map, labels, stats_labels, previous, head_init: str = "random"):
   """init_state of an adaptation phase: the previous phase's best parameters and
-  statistics, or the source's merged into fresh ones by the labels (None: the
-  baseline's fresh ones)."""
+  statistics, or the source's merged into fresh ones by the labels, the head
+  zeroed if head_init says so (None: the baseline's fresh ones)."""
   if previous is not None:
     def init_state(runner, keys):
       params = jax.tree.map(jnp.copy, previous.best_params)
@@ -394,6 +394,8 @@ def _start(source, seed_map, labels, stats_labels, previous):
     fresh = runner.init(keys)
     pick = lambda tree: jax.tree.map(lambda a: a[seed_map], tree)
     params = transfer.merge(fresh.params, pick(src_params), labels)
+    if head_init == "zeros":
+      params = transfer.zero_head(params, labels)
     stats = transfer.merge(fresh.batch_stats, pick(src_stats), stats_labels, "batch stats")
     in_dtype = lambda tree, like: jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), tree, like)
     params, stats = in_dtype(params, fresh.params), in_dtype(stats, fresh.batch_stats)

@@ -74,7 +74,8 @@ _FORMER_TRAIN_RUNTIME = ("epoch_loop", "seed_chunk", "num_devices", "batch_devic
 # saved before them computed: a saved grid without them is the same grid
 ADDED_FIELDS = {"data.min_labelled": 0.5, "data.check_units": True,
                 "data.allow_lost_classes": False, "model.conv": "xla", "model.stack_towers": False,
-                "sweep.size_cap": "grid", "train.stop_on": "val_loss"}
+                "sweep.size_cap": "grid", "train.stop_on": "val_loss",
+                "transfer.head_init": "random"}
 
 
 def with_added_fields(fields: Mapping[str, object]) -> dict[str, object]:

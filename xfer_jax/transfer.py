@@ -50,6 +50,8 @@ SCALED_MODES = ("discriminative", "lp_ft")  # the modes that read transfer.lr_sc
 WHOLE_MODEL_MODES = ("finetune_all", "discriminative", "lp_ft")
 BRANCHES = ("both", "temporal", "spectral")
 BN_POLICIES = ("frozen", "adapt")
+HEAD = "head"  # the output layer's module: never copied by a preset
+HEAD_INITS = ("random", "zeros")
 Rule = tuple[str, str]
 
 
@@ -106,7 +108,10 @@ def describe(transfer_config: Mapping) -> str:
 
 def check_config(transfer_config: Mapping) -> None:
   """A strategy's fields: lr_scale belongs to the modes that scale a learning rate,
-  which need it."""
+  which need it; head_init is one of HEAD_INITS."""
+  head_init = transfer_config.get("head_init", "random")
+  if head_init not in HEAD_INITS:
+    raise TransferError(f"config.transfer.head_init={head_init!r}: expected one of {HEAD_INITS}")
   mode, scale = transfer_config["mode"], transfer_config.get("lr_scale")
   if mode in SCALED_MODES:
     if scale is None or not 0 < scale <= 1:
@@ -204,3 +209,13 @@ def merge(target, source, labels: Mapping[str, str], what: str = "params"):
 
 def batch_stats_labels(batch_stats, rules: Sequence[Rule]) -> dict[str, str]:
   return label_paths(list(flatten(batch_stats)), rules, check_rules=False, log=False)
+
+
+def zero_head(params, labels: Mapping[str, str]):
+  """params with every leaf of the head that the rules initialise set to zeros (a
+  transferred model then predicts uniformly at its first step, whatever the copied
+  features are); a copied head is left as it is."""
+  flat = flatten(params)
+  return unflatten({path: (np.zeros_like(value) if path.split("/")[0] == HEAD
+                           and labels.get(path) == INIT
+                           else value) for path, value in flat.items()})
