@@ -110,6 +110,38 @@ def runtime_config() -> ConfigDict:
   ))
 
 
+def pretext_config() -> ConfigDict:
+  """Self-supervised sources ("multitask:DATASETS", "simclr:DATASETS":
+  xfer_jax/pretext/); a supervised run reads none of it."""
+  return ConfigDict(dict(
+      # multitask (ssl-wearables): each task's transform is applied to a window with
+      # transform_prob, and one binary head per task says whether it was
+      tasks=("arrow_of_time", "permutation", "time_warp"),
+      transform_prob=0.5,
+      segments=4,  # permutation: the window cut into this many pieces ...
+      min_segment_s=0.4,  # ... each at least this long
+      warp_sigma=0.2,  # time warp: speeds ~ N(1, warp_sigma) at warp_knots + 2 knots
+      warp_knots=4,
+      # simclr: two views per window, each augmentation applied with its probability
+      augment_prob=dict(rotate=0.8, scale=0.8, jitter=0.8, time_warp=0.5, mask=0.5),
+      scale_sigma=0.1,  # per-axis factor ~ N(1, scale_sigma)
+      jitter_sigma=0.05,  # g of Gaussian noise
+      mask_fraction=0.2,  # share of the window zeroed on every axis at once
+      temperature=0.1,  # NT-Xent
+      projection_dim=64,  # units of the projection head (the model's head)
+      # share of the train windows (whole recordings) held out to validate and test
+      # the pretext: the source model is selected on its pretext loss there
+      holdout=0.2,
+  ))
+
+
+def pool_config() -> ConfigDict:
+  """How several source datasets are pooled (xfer_jax/data/pool.py)."""
+  return ConfigDict(dict(
+      balance="none",  # "none": every window; "equal": as many of each dataset as the smallest has
+  ))
+
+
 def transfer_config() -> ConfigDict:
   return ConfigDict(dict(
       mode="freeze_k_copy_rest",  # or freeze_k_init_rest, finetune_all, discriminative

@@ -25,6 +25,8 @@ def get_config(arg: str | None = None) -> ConfigDict:
   config.train = common.train_config()
   config.runtime = common.runtime_config()
   config.transfer = common.transfer_config()
+  config.pretext = common.pretext_config()
+  config.pool = common.pool_config()
   # adaptation subsets of the target's train split; the target's val split selects
   # each seed's parameters (the paper does not say)
   config.adapt = ConfigDict(dict(size=2087, subset_seed=0))

@@ -5,6 +5,7 @@ rate (what is measured: xfer_jax/benchmark.py).
       [--repeats=3] [--json]
       [--profile_dir=DIR]   # also profile each training row (jax.profiler traces)
       [--cell_size=1600 --cell_epochs=70]   # also time one adaptation cell
+      [--objectives]   # also pretraining under each self-supervised objective
 """
 
 import json
@@ -27,6 +28,8 @@ _EVAL_WINDOWS = flags.DEFINE_integer("eval_windows", 2048, "windows in the timed
 _CELL_SIZE = flags.DEFINE_integer("cell_size", 0, "time one adaptation cell of this many "
                                   "windows (the default grid's 1600); 0 = skip")
 _CELL_EPOCHS = flags.DEFINE_integer("cell_epochs", 70, "the cell's max epochs")
+_OBJECTIVES = flags.DEFINE_bool("objectives", False, "also time one seed's pretraining under "
+                                "each self-supervised objective beside the supervised step")
 _JSON = flags.DEFINE_bool("json", False, "print one JSON object")
 _PROFILE_DIR = flags.DEFINE_string("profile_dir", None, "also profile one epoch of each "
                                    "training row: traces here, op families in the output")
@@ -41,7 +44,8 @@ def main(argv):
   if _REPEATS.value < 1:
     raise app.UsageError(f"--repeats={_REPEATS.value}: expected at least 1 timed epoch")
   out = benchmark.run(_CONFIG.value, seeds, _STEPS.value, _EVAL_WINDOWS.value, _CELL_SIZE.value,
-                      _CELL_EPOCHS.value, _PROFILE_DIR.value, _REPEATS.value, reused)
+                      _CELL_EPOCHS.value, _PROFILE_DIR.value, _REPEATS.value, reused,
+                      _OBJECTIVES.value)
   print(json.dumps(out, default=list) if _JSON.value else benchmark.format_report(out))
 
 

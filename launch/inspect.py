@@ -28,7 +28,13 @@ _STEP = flags.DEFINE_integer("step", None, "checkpoint step (default: the latest
 def _print_tree(report):
   print(f"{report['checkpoint']}: phase {report['phase']}, dataset {report['dataset']}, "
         f"epoch {report['epoch']}, seeds {report['seeds']}")
-  print(f"classes: {report['class_names']}")
+  if report["objective"] == "supervised":
+    print(f"classes: {report['class_names']}")
+  else:
+    pretext = report["pretext"]
+    print(f"self-supervised ({report['objective']}) on the unlabelled {pretext['splits_read']} "
+          f"split(s) of {report['datasets']}: windows {pretext['windows']}; pretext head "
+          f"outputs {pretext['outputs']} (dropped at transfer, as a supervised head)")
   rows = [{**r, "shape": "x".join(map(str, r["shape"])) or "()"} for r in report["params"]]
   print(console.format_table(rows, ["path", "shape", "dtype", "count", "mean", "std", "max_abs"],
                              floatfmt=".4g"))

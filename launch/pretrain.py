@@ -2,6 +2,8 @@
 
   python -m launch.pretrain --config=configs/demo.py --workdir=runs/src_pamap2 \
       [--config.source=syn_pamap2 --config.train.num_seeds=3]
+  python -m launch.pretrain --config=configs/demo.py --workdir=runs/ssl_pamap2 \
+      --config.source=multitask:syn_pamap2     # self-supervised: or simclr:DATASETS
 
 Selects each seed on the val split, prints test micro/macro-F1 per seed and
 mean ± std, and leaves the checkpoint in WORKDIR/checkpoints (rerun to resume).
@@ -23,8 +25,13 @@ def main(argv):
   del argv
   start_process()
   summary = experiment.pretrain(_CONFIG.value, _WORKDIR.value)
-  print(f"{summary['dataset']}: test scores of the best-validation parameters "
-        f"(majority class: micro-F1 {summary['majority']['micro_f1']:.3f})")
+  if "majority" in summary:
+    print(f"{summary['dataset']}: test scores of the best-validation parameters "
+          f"(majority class: micro-F1 {summary['majority']['micro_f1']:.3f})")
+  else:
+    print(f"{summary['dataset']}: pretext accuracy of the best-validation parameters on "
+          f"{summary['test_windows']} held-out windows (chance: 0.5 per task; simclr: "
+          "1 / (2 x windows per evaluation batch - 1))")
   print(console.format_table(experiment.seed_table(summary)))
   print(f"checkpoint: {_WORKDIR.value}/checkpoints")
 

@@ -85,7 +85,8 @@ def test_stacked_towers_compute_the_same_in_the_user_layout(smoke_config):
     assert jax.tree.structure(stacked_params) == jax.tree.structure(params)
     x = jax.random.normal(jax.random.key(1), (8, 100, 3), jnp.float64)
     batch = (x, jnp.arange(8) % 4, jnp.ones(8, bool))
-    out = {s: jax.value_and_grad(step.loss, has_aux=True)(params, stats, batch, jax.random.key(2))
+    keys = jax.random.key(2), jax.random.key(3)  # dropout, augmentation (unused: supervised)
+    out = {s: jax.value_and_grad(step.loss, has_aux=True)(params, stats, batch, *keys)
            for s, step in steps.items()}
     (loss_a, (_, stats_a)), grads_a = out[False]
     (loss_b, (_, stats_b)), grads_b = out[True]

@@ -228,3 +228,26 @@ def test_a_rerun_of_part_of_a_study_is_compared_on_the_cells_both_ran(root, tmp_
   assert (gain["below_half_here"], gain["below_half_there"]) == ("1/5", "0/5")
   here, there = (f"{100 * gain[side]:+.1f}" for side in ("here", "there"))
   assert f"| freeze, a, k=1 | 1 | {here} | {there} | 1/5 | 0/5 | 30 | 30 |" in text
+
+
+def test_self_supervised_sources_are_compared_with_supervised_ones_of_the_same_strategy(root):
+  """An SSL grid with other pairs joins the study; its "own" source is one arm over
+  targets and is paired with the supervised source of the grid with its strategy."""
+  base = 0.5 + NOISE
+  jitter = np.array([0.01, -0.01, 0.0, 0.005, -0.005])
+  folder, key = _grid(root, "ssl_freeze", ["simclr:t->t"], [1], False,
+                      **{"transfer.mode": "freeze"})
+  _records(folder, key, {("simclr:t", 20, 1): base + 0.30 + jitter})
+  records, grids = study.load(root)
+  rows = study.self_supervised_vs_supervised(study.seed_values(records), grids)
+  # the freeze grid's "a" (+10 points) is the one supervised single source of its strategy;
+  # spectral and temporal change config.transfer, so their "a" is another strategy
+  assert [(r["self_supervised"], r["supervised"], r["strategies"]) for r in rows] == [
+      ("simclr:own", "a", "ssl_freeze / freeze")]
+  assert rows[0]["diff"] == pytest.approx(0.20) and rows[0]["verdict"] == "win"
+  arms = {r["arm"] for r in study.averaged_over_cells(study.seed_values(records), grids)}
+  assert any("simclr:own" in arm for arm in arms)
+  assert study.pooled_label("simclr:a+b", "t") == "simclr:pooled"
+  assert study.pooled_label("multitask:a+t", "t") == "multitask:own+"
+  text, _ = study.summary_markdown(records, grids)
+  assert "## Self-supervised against supervised sources" in text

@@ -4,6 +4,7 @@
       [--repeats=3] [--json]
       [--profile_dir=DIR]   # also profile each training row (jax.profiler traces)
       [--cell_size=1600 --cell_epochs=70]   # also time one adaptation cell
+      [--objectives]   # also one seed's pretraining rate under each self-supervised objective
 
 All in one process, so ratios hold on a noisy machine:
 - the float32 matmul rate of a large jnp.dot (the machine's practical peak);
@@ -23,6 +24,9 @@ All in one process, so ratios hold on a noisy machine:
   same cell run as single-seed runs one after another, and the cell as
   launch.adapt runs it (user_cell_*: a workdir with metrics and checkpoints, the
   test pass; seed-epochs per second);
+- with --objectives, one seed's training windows/s under each self-supervised
+  objective (xfer_jax/pretext/objectives.py) beside the supervised step (simclr
+  runs two views of every window: twice the rows);
 - with --profile_dir, one more epoch of each training row under jax.profiler
   (outside the timing): the trace in profile_dir, and its op families' shares
   in the row's "profile" (xfer_jax/profiling.py).
@@ -45,6 +49,7 @@ import numpy as np
 from xfer_jax import console, experiment
 from xfer_jax.data import Prepared, Split, window_samples
 from xfer_jax.loop import FitState, fit
+from xfer_jax.pretext import objectives, sources
 from xfer_jax.profiling import op_family_times
 from xfer_jax.runner import Batches, EvalSet
 from xfer_jax.runtime import CompileCounter
@@ -69,11 +74,15 @@ def matmul_gflops(n: int | None = None, repeats: int = 5) -> float:
   return 2 * n ** 3 / best / 1e9
 
 
-def _runner(config, num_seeds: int, seed_chunk: int):
+def _runner(config, num_seeds: int, seed_chunk: int, objective: str = sources.SUPERVISED):
   config = config.copy_and_resolve_references()
   config.train.num_seeds = num_seeds
   config.runtime.seed_chunk = seed_chunk
-  return experiment.build_runner(config, NUM_CLASSES), config
+  if objective == sources.SUPERVISED:
+    return experiment.build_runner(config, NUM_CLASSES), config
+  built = objectives.build(objective, config.pretext, window_samples(config.data),
+                           config.data.rate_hz)
+  return experiment.build_runner(config, built.num_outputs, objective=built), config
 
 
 def _random_windows(config, n: int, seed: int = 0):
@@ -94,11 +103,12 @@ def flops_per_window(config) -> float:
 
 
 def measure_training(config, num_seeds: int, seed_chunk: int, steps: int,
-                     profile_dir: Path | None = None, repeats: int = 1) -> dict:
+                     profile_dir: Path | None = None, repeats: int = 1,
+                     objective: str = sources.SUPERVISED) -> dict:
   """Windows/s of Runner.epoch: one warm-up epoch (compiles), `repeats` timed epochs
   (the first under transfer_guard; rates from the fastest), and with profile_dir
   one profiled epoch."""
-  runner, config = _runner(config, num_seeds, seed_chunk)
+  runner, config = _runner(config, num_seeds, seed_chunk, objective)
   batch = config.train.batch_size
   x, y = _random_windows(config, batch * steps)
   data = Batches.create(x, y, num_seeds, batch)
@@ -143,6 +153,19 @@ def measure_training(config, num_seeds: int, seed_chunk: int, steps: int,
       runner.epoch(state, data, keys)[1].numpy()
     row["profile"] = op_family_times(trace_dir, top=8)
   return row
+
+
+def measure_objectives(config, steps: int, repeats: int) -> list[dict]:
+  """One seed's training windows/s under each objective, supervised first, each
+  against it."""
+  rows = []
+  for objective in (sources.SUPERVISED, *objectives.OBJECTIVES):
+    row = measure_training(config, 1, 0, steps, repeats=repeats, objective=objective)
+    rows.append({"objective": objective, "windows_per_s": row["windows_per_s"],
+                 "first_epoch_s": row["first_epoch_s"],
+                 "vs_supervised": row["windows_per_s"] / rows[0]["windows_per_s"] if rows else 1.0})
+    _progress(rows[-1])
+  return rows
 
 
 def measure_eval(config, num_seeds: int, windows: int, repeats: int = 1) -> dict:
@@ -230,7 +253,7 @@ def _progress(what) -> None:
 
 def run(config, seeds: list[int], steps: int, eval_windows: int, cell_size: int,
         cell_epochs: int, profile_dir: str | None = None, repeats: int = 1,
-        host_memory_reused: bool | None = None) -> dict:
+        host_memory_reused: bool | None = None, with_objectives: bool = False) -> dict:
   """Every measurement of the module docstring, as one dict (launch.benchmark --json).
   host_memory_reused: what xfer_jax.runtime.reuse_freed_host_memory returned."""
   peak = matmul_gflops()
@@ -259,6 +282,8 @@ def run(config, seeds: list[int], steps: int, eval_windows: int, cell_size: int,
          "timed_repeats": repeats, **measure_eval(config, seeds[0], eval_windows, repeats)}
   if cell_size:
     out.update(measure_cell(config, seeds[0], cell_size, cell_epochs))
+  if with_objectives:
+    out["objectives"] = measure_objectives(config, steps, repeats)
   return out
 
 
@@ -288,4 +313,7 @@ def format_report(out: dict) -> str:
           f"{out['cell_s']:.1f} s; as {out['cell_seeds']} "
           f"single-seed runs {out['cell_single_seed_runs_s']:.1f} s "
           f"({out['cell_speedup_vs_single_runs']:.2f}x)")
+  if "objectives" in out:
+    add("pretraining, one seed, by objective:")
+    add(console.format_table(out["objectives"], floatfmt=".3g"))
   return "\n".join(lines)

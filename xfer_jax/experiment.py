@@ -1,7 +1,8 @@
 """Library entry points: train a model on a dataset split, resumable, and score it.
 
-`pretrain(config, workdir)` trains the source model of config.source; transfer.py's
-`adapt` reuses `train_and_evaluate` with transferred weights and frozen partitions.
+`pretrain(config, workdir)` trains the source model of config.source (supervised,
+or self-supervised on unlabelled windows: xfer_jax/pretext/); `adapt` reuses
+`train_and_evaluate` with transferred weights and frozen partitions.
 Workdir: config.json, metrics.jsonl, checkpoints/, result.json.
 """
 
@@ -27,9 +28,10 @@ from xfer_jax.errors import UserError
 from xfer_jax.loop import STOP_ON, Checkpointer, FitState, MetricsWriter, ProgressBar, fit
 from xfer_jax.models import MultiResNet
 from xfer_jax.optim import make_optimizer
+from xfer_jax.pretext import objectives, sources
 from xfer_jax.runner import Batches, EvalSet, Runner, Settings, num_seeds_of
 from xfer_jax.runtime import is_primary
-from xfer_jax.step import Step, TrainState, seed_keys
+from xfer_jax.step import SUPERVISED, Step, TrainState, seed_keys
 
 
 def build_model(model_config: Mapping, num_classes: int, rate_hz: float,
@@ -71,31 +73,38 @@ def seeds(config) -> list[int]:
   return [config.train.seed + s for s in range(config.train.num_seeds)]
 
 
-def build_runner(config, num_classes: int, param_labels=None, frozen_bn=()) -> Runner:
-  """A Runner for this model, optimiser and run settings; the same arguments return
-  the same Runner, so its compilations serve every run of that shape in this process."""
+def build_runner(config, num_classes: int, param_labels=None, frozen_bn=(),
+                 objective=SUPERVISED) -> Runner:
+  """A Runner for this model, optimiser, objective and run settings; the same
+  arguments return the same Runner, so its compilations serve every run of that
+  shape in this process. num_classes: the head's outputs."""
   labels = None if param_labels is None else tuple(
       sorted(traverse_util.flatten_dict(param_labels, sep="/").items()))
   return _cached_runner(json.dumps(
       [config.model.to_dict(), config.optim.to_dict(), config.data.rate_hz,
        window_samples(config.data), config.train.batch_size, num_classes, labels,
        sorted(frozen_bn), config.transfer.get("lr_scale") or 1.0], sort_keys=True, default=str),
-      Settings.resolve(config.runtime))
+      Settings.resolve(config.runtime), objective)
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_runner(key: str, settings: Settings) -> Runner:
+def _cached_runner(key: str, settings: Settings, objective) -> Runner:
   (model_config, optim_config, rate_hz, window, batch_size, num_classes, labels,
    frozen_bn, lr_scale) = json.loads(key)
   model = build_model(model_config, num_classes, rate_hz, frozen_bn)
   param_labels = None if labels is None else traverse_util.unflatten_dict(dict(labels), sep="/")
   tx = make_optimizer(optim_config, param_labels, lr_scale)
-  step = Step(model, tx, optim_config["l2"], (window, 3))
+  step = Step(model, tx, optim_config["l2"], (window, 3), objective)
   return Runner(step, batch_size=batch_size, settings=settings)
 
 
-def check_trainable(prepared: Prepared, batch_size: int, n_train: int | None = None) -> None:
-  if prepared.num_classes < 2:
+def check_trainable(prepared: Prepared, batch_size: int, n_train: int | None = None,
+                    supervised: bool = True) -> None:
+  if supervised and not prepared.labelled:
+    raise DataError(f"dataset {prepared.name!r} has no labels (an interchange file without "
+                    "label_<i> keys): it can only be a self-supervised source, e.g. "
+                    f"config.source='multitask:{prepared.name}' or 'simclr:{prepared.name}'")
+  if supervised and prepared.num_classes < 2:
     raise DataError(f"dataset {prepared.name!r} has {prepared.num_classes} class "
                     f"{list(prepared.class_names)}; classification needs at least 2")
   if n_train is None and len(prepared.splits["train"]) < batch_size:
@@ -109,17 +118,20 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
                        runner: Runner | None = None,
                        init_state: Callable[[Runner, Any], TrainState] | None = None,
                        extra_meta: dict | None = None, progress: bool = True,
-                       return_state: bool = False):
+                       return_state: bool = False, objective=SUPERVISED):
   """Trains config.train.num_seeds seeds on prepared's train split (or per-seed rows
   train_index_Sxn of it), early-stopping on its val split, resuming from
   workdir/checkpoints when present; returns per-seed test scores of the best
   parameters (and, with return_state, the final FitState). init_state(runner,
-  keys) builds the initial state (transfer).
+  keys) builds the initial state (transfer). objective: what is learnt (step.py;
+  a self-supervised one scores its pretext accuracy instead of F1).
   workdir=None trains in memory only (a sweep's cells: their records are the output)."""
   tc = config.train
   check_config(config)
-  check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1)
-  runner = runner or build_runner(config, prepared.num_classes)
+  supervised = objective is SUPERVISED
+  check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1, supervised)
+  runner = runner or build_runner(
+      config, prepared.num_classes if supervised else objective.num_outputs, objective=objective)
   keys, run_seeds = seed_keys(tc.seed, tc.num_seeds), seeds(config)
   train, val, test = (prepared.splits[s] for s in ("train", "val", "test"))
   batches = Batches.create(train.x_NxWx3, train.y_N, tc.num_seeds, tc.batch_size,
@@ -154,16 +166,21 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
   predictions = runner.predict(state.best_params, state.best_batch_stats, test_set)
   per_seed = []
   for s, seed in enumerate(run_seeds):
-    score = metrics.scores(test.y_N, predictions[s], prepared.num_classes)
+    score = (metrics.scores(test.y_N, predictions[s], prepared.num_classes) if supervised
+             else objectives.scores(objective, predictions[s]))
     per_seed.append({"seed": seed, "epochs": state.stopping.epochs[s],
                      "best_epoch": state.stopping.best_epoch[s],
                      "best_val_loss": state.stopping.best_loss[s], **score})
+  headline = ("micro_f1", "macro_f1") if supervised else ("pretext_accuracy",)
   summary = {
-      "phase": phase, "dataset": prepared.name, "num_classes": prepared.num_classes,
+      "phase": phase, "dataset": prepared.name,
+      **({"num_classes": prepared.num_classes} if supervised else
+         {"pretext_outputs": list(objective.score_names)}),
       "train_windows": int(batches.n_valid), "test_windows": int(len(test.y_N)),
-      "majority": prepared.majority(), "per_seed": per_seed, "wall_s": time.monotonic() - t0,
-      **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")},
-      **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in ("micro_f1", "macro_f1")}}
+      **({"majority": prepared.majority()} if supervised else {}),
+      "per_seed": per_seed, "wall_s": time.monotonic() - t0,
+      **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in headline},
+      **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in headline}}
   if workdir is not None and is_primary():
     write_text(workdir / "result.json", json.dumps(summary, indent=2))
   return (summary, state) if return_state else summary
@@ -175,7 +192,7 @@ class WorkdirError(UserError, ValueError):
 
 # config groups a phase does not read: a rerun may change them
 UNREAD = {"pretrain": ("target", "adapt.", "transfer.", "sweep.", "datasets"),
-          "adapt": ("source", "sweep.", "datasets")}
+          "adapt": ("source", "sweep.", "datasets", "pretext.", "pool.")}
 
 
 def run_fields(config, phase: str) -> dict[str, object]:
@@ -228,15 +245,37 @@ def _resume(ckpt: checkpoints.Checkpoints, runner: Runner, meta: dict) -> FitSta
 
 
 def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
-  """Trains the source model of config.source, one dataset or several pooled
-  ("a+b": xfer_jax/data/pool.py); its checkpoint feeds transfer and records which
-  datasets, and which of them each class, came from."""
-  names = pool.members(config.source)
-  parts = [prepare(name, config.data) for name in names]
-  prepared = parts[0] if len(parts) == 1 else pool.pool(parts)
-  extra = {"datasets": names, "class_sources": pool.class_sources(parts)}
+  """Trains the source model of config.source: one dataset or several pooled
+  ("a+b": xfer_jax/data/pool.py), supervised, or self-supervised on their unlabelled
+  train windows ("multitask:a+b", "simclr:a": xfer_jax/pretext/sources.py). Its
+  checkpoint feeds transfer and records the objective, which datasets, and which of
+  them each class, came from."""
+  prepared, objective, extra = source_data(config, config.source)
   return train_and_evaluate(config, workdir, prepared, phase="pretrain", extra_meta=extra,
-                            progress=progress)
+                            progress=progress, objective=objective)
+
+
+def source_data(config, source: str) -> tuple[Prepared, Any, dict]:
+  """(the windows a source model trains on, its objective, what its checkpoint
+  meta says of them)."""
+  names = pool.members(source)
+  balance, seed = config.pool.balance, config.data.split_seed
+  objective_name = sources.objective_of(source)
+  extra = {"datasets": names, "objective": objective_name}
+  if len(names) > 1:
+    extra["pool_balance"] = balance
+  if objective_name == sources.SUPERVISED:
+    parts = [prepare(name, config.data) for name in names]
+    extra["class_sources"] = pool.class_sources(parts)
+    return (parts[0] if len(parts) == 1 else pool.pool(parts, balance, seed)), SUPERVISED, extra
+  objective = objectives.build(objective_name, config.pretext, window_samples(config.data),
+                               config.data.rate_hz)
+  prepared = sources.unlabelled_windows(source, config.data, balance, config.pretext.holdout,
+                                        seed)
+  extra["pretext"] = {"objective": objective_name, "splits_read": ["train"],
+                      "outputs": list(objective.score_names),
+                      "windows": {s: len(prepared.splits[s]) for s in ("train", "val", "test")}}
+  return prepared, objective, extra
 
 
 def adaptation_rows(y_train: np.ndarray, size: int, subset_seed: int, num_seeds: int) -> np.ndarray:
@@ -292,7 +331,9 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
     source = load_source(source_dir)
   if source is not None:
     trained_on = source[2].get("datasets") or [source[2]["dataset"]]
-    if prepared.name in trained_on:
+    # a self-supervised source read its datasets' train splits only, unlabelled
+    self_supervised = source[2].get("objective", sources.SUPERVISED) != sources.SUPERVISED
+    if prepared.name in trained_on and not self_supervised:
       raise transfer.TransferError(
           f"the target {prepared.name!r} is among the source model's datasets {trained_on}: "
           "its windows (the test split included) would reach the target through the source")
@@ -404,10 +445,13 @@ def _start(source, seed_map, labels, stats_labels, previous, head_init: str = "r
 
 
 def seed_table(summary: dict) -> list[dict]:
-  rows = [{"seed": r["seed"], "epochs": r["epochs"], "micro_f1": r["micro_f1"],
-           "macro_f1": r["macro_f1"]} for r in summary["per_seed"]]
-  rows.append({"seed": "mean±std", "epochs": "",
-               "micro_f1": f"{summary['micro_f1_mean']:.3f}±{summary['micro_f1_std']:.3f}",
-               "macro_f1": f"{summary['macro_f1_mean']:.3f}±{summary['macro_f1_std']:.3f}"})
+  """Per seed: epochs and test scores (F1, or a pretext's accuracies); then mean ± std."""
+  scores = [k for k in summary["per_seed"][0]
+            if k == "micro_f1" or k == "macro_f1" or k.endswith("accuracy")]
+  rows = [{"seed": r["seed"], "epochs": r["epochs"], **{k: r[k] for k in scores}}
+          for r in summary["per_seed"]]
+  spread = lambda k: (f"{np.mean([r[k] for r in rows]):.3f}±"
+                      f"{np.std([r[k] for r in rows]):.3f}")
+  rows.append({"seed": "mean±std", "epochs": "", **{k: spread(k) for k in scores}})
   return rows
 

@@ -52,6 +52,9 @@ def tree_report(directory, step: int | None = None) -> dict:
           "dataset": meta.get("dataset"), "seeds": meta.get("seeds"),
           # a pooled source: its datasets, and which of them each class of its head is from
           "datasets": meta.get("datasets"), "class_sources": meta.get("class_sources"),
+          # a source's objective ("supervised" before it was recorded) and, when
+          # self-supervised, its pretext outputs and the unlabelled windows it read
+          "objective": meta.get("objective", "supervised"), "pretext": meta.get("pretext"),
           "class_names": meta.get("class_names"), "config": meta.get("config"),
           "params": rows, "groups": groups, "top_level": towers,
           "total": sum(r["count"] for r in rows),

@@ -75,7 +75,16 @@ _FORMER_TRAIN_RUNTIME = ("epoch_loop", "seed_chunk", "num_devices", "batch_devic
 ADDED_FIELDS = {"data.min_labelled": 0.5, "data.check_units": True,
                 "data.allow_lost_classes": False, "model.conv": "xla", "model.stack_towers": False,
                 "sweep.size_cap": "grid", "train.stop_on": "val_loss",
-                "transfer.head_init": "random"}
+                "transfer.head_init": "random", "pool.balance": "none",
+                # self-supervised sources' settings (configs/common.py's pretext_config)
+                "pretext.tasks": ["arrow_of_time", "permutation", "time_warp"],
+                "pretext.transform_prob": 0.5, "pretext.segments": 4,
+                "pretext.min_segment_s": 0.4, "pretext.warp_sigma": 0.2, "pretext.warp_knots": 4,
+                "pretext.augment_prob.rotate": 0.8, "pretext.augment_prob.scale": 0.8,
+                "pretext.augment_prob.jitter": 0.8, "pretext.augment_prob.time_warp": 0.5,
+                "pretext.augment_prob.mask": 0.5, "pretext.scale_sigma": 0.1,
+                "pretext.jitter_sigma": 0.05, "pretext.mask_fraction": 0.2,
+                "pretext.temperature": 0.1, "pretext.projection_dim": 64, "pretext.holdout": 0.2}
 
 
 def with_added_fields(fields: Mapping[str, object]) -> dict[str, object]:

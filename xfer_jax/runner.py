@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from xfer_jax import devices
-from xfer_jax.step import Step, TrainState, dropout_key, epoch_order
+from xfer_jax.step import Step, TrainState, epoch_order
 
 SMALLEST_BATCH = 8  # rows of the smallest batch: it still splits over 2, 4 or 8 batch_devices
 
@@ -281,7 +281,7 @@ class Runner:
 
   def _host_step(self, state, x_NxWx3, y_N, rows_KxB, i, n_valid, key, loss_sum):
     batch = _batch(x_NxWx3, y_N, rows_KxB[i], i, n_valid)
-    state, loss = self.step.train_step(state, batch, dropout_key(key, i))
+    state, loss = self.step.train_step(state, batch, key, i)
     return state, loss_sum + loss * jnp.sum(batch[2]), i + 1
 
   def _device_epoch(self, state, x_NxWx3, y_N, index_C, n_valid, key):

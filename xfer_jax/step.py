@@ -11,8 +11,13 @@ size share one compiled program.
 Randomness: seed s owns key(seed + s). Its initialisation uses fold_in(key, 0);
 epoch e uses epoch_key = fold_in(fold_in(key, 1), e), from which the epoch's
 shuffle takes fold_in(epoch_key, 0) and batch i's dropout
-fold_in(fold_in(epoch_key, 1), i). A seed therefore trains the same numbers
-whichever seeds share its program.
+fold_in(fold_in(epoch_key, 1), i), and a self-supervised objective's
+augmentations of batch i fold_in(fold_in(epoch_key, 2), i). A seed therefore
+trains the same numbers whichever seeds share its program.
+
+What is learnt is the step's objective: `Supervised` (cross-entropy on the class
+labels) or a self-supervised one (xfer_jax/pretext/objectives.py), which turns a
+batch into inputs and targets of its own.
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ def dropout_key(epoch_key, batch_index):
   return jax.random.fold_in(jax.random.fold_in(epoch_key, 1), batch_index)
 
 
+def augment_key(epoch_key, batch_index):
+  return jax.random.fold_in(jax.random.fold_in(epoch_key, 2), batch_index)
+
+
 def epoch_order(index_C, n_valid, epoch_key, batch_rows: int):
   """The seed's rows of every batch of an epoch, (C // batch_rows, batch_rows),
   real rows (index_C[:n_valid]) first in a fresh order, padding after them.
@@ -77,6 +86,25 @@ def cross_entropy(logits, y_B, mask_B):
   return jnp.sum(ce * weights), correct, jnp.sum(weights)
 
 
+@dataclasses.dataclass(frozen=True)
+class Supervised:
+  """The paper's objective: the class labels, by cross-entropy. Its `views` and
+  `sums` are the interface every objective has (pretext/objectives.py)."""
+
+  score_names = ("accuracy",)
+
+  def views(self, key, x_BxWx3, y_B, mask_B):
+    return x_BxWx3, y_B, mask_B
+
+  def sums(self, logits, y_B, mask_B):
+    ce_sum, correct, rows = cross_entropy(logits, y_B, mask_B)
+    return ce_sum, correct, rows, jnp.argmax(logits, -1)
+
+
+SUPERVISED = Supervised()
+EVAL_KEY = 0  # the augmentation key of evaluation: every epoch scores the same windows
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Step:
   """The model, optimiser and regulariser of one run, and its single-seed functions."""
@@ -85,6 +113,7 @@ class Step:
   tx: optax.GradientTransformation
   l2: float
   window_shape: tuple[int, int]
+  objective: Any = SUPERVISED
 
   def init_variables(self, key):
     """(params, batch stats) of a fresh model in its dtype; key: the seed's init_key."""
@@ -105,22 +134,25 @@ class Step:
     params, batch_stats = self.init_variables(init_key(key))
     return TrainState(params, batch_stats, self.tx.init(params))
 
-  def loss(self, params, batch_stats, batch, dropout_key):
-    """The training objective: mean cross-entropy over the real rows plus L2;
-    also returns (that mean cross-entropy, the updated batch statistics)."""
-    x, y, mask = batch
-    logits, updates = self.model.apply(
+  def loss(self, params, batch_stats, batch, dropout_key, augment_key):
+    """The training objective: the objective's mean loss over the real windows
+    (cross-entropy for Supervised) plus L2; also returns (that mean loss, the
+    updated batch statistics)."""
+    x, target, mask = self.objective.views(augment_key, *batch)
+    outputs, updates = self.model.apply(
         self._variables(params, batch_stats), x, train=True, mask_B=mask,
         rngs={"dropout": dropout_key}, mutable=["batch_stats"])
-    ce_sum, _, rows = cross_entropy(logits, y, mask)
-    loss = ce_sum / jnp.maximum(rows, 1.0)
+    loss_sum, _, rows, _ = self.objective.sums(outputs, target, mask)
+    loss = loss_sum / jnp.maximum(rows, 1.0)
     new_stats = self._user(updates["batch_stats"]) if "batch_stats" in updates else batch_stats
     return loss + l2_penalty(params, self.l2), (loss, new_stats)
 
-  def train_step(self, state: TrainState, batch, dropout_key):
-    """One optimiser update on a batch; returns (state, mean cross-entropy)."""
+  def train_step(self, state: TrainState, batch, epoch_key, batch_index):
+    """One optimiser update on batch batch_index of the epoch; returns (state, mean
+    loss)."""
     grads, (loss, batch_stats) = jax.grad(self.loss, has_aux=True)(
-        state.params, state.batch_stats, batch, dropout_key)
+        state.params, state.batch_stats, batch, dropout_key(epoch_key, batch_index),
+        augment_key(epoch_key, batch_index))
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return TrainState(params, batch_stats, opt_state), loss
@@ -129,8 +161,9 @@ class Step:
     return self.model.apply(self._variables(params, batch_stats), x, train=False)
 
   def eval_step(self, params, batch_stats, batch):
-    """(summed cross-entropy, correct count, predicted classes) of a batch's real rows."""
-    x, y, mask = batch
-    logits = self.logits(params, batch_stats, x)
-    ce_sum, correct, _ = cross_entropy(logits, y, mask)
-    return ce_sum, correct, jnp.argmax(logits, -1)
+    """(summed loss, summed score, an int per row) of a batch's real rows: for
+    Supervised the cross-entropy, the correct count and the predicted classes."""
+    x, target, mask = self.objective.views(jax.random.key(EVAL_KEY), *batch)
+    loss_sum, score_sum, _, per_row = self.objective.sums(
+        self.logits(params, batch_stats, x), target, mask)
+    return loss_sum, score_sum, per_row

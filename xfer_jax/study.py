@@ -16,6 +16,9 @@ Holm-corrected within its own family of comparisons:
                             averaged over its cells per seed, tested over seeds
   multi-source vs single    per strategy, target, size and k: the pooled source
                             against each single source (sources named "a+b")
+  self-supervised vs        per target, size and k: each self-supervised source
+    supervised              ("simclr:a") against each supervised single source, in
+                            grids of the same transfer strategy
   spectral vs temporal      per target, size, source: spectral-only transfer against
                             temporal-only transfer at each k
 write() renders them as summary.md, results.csv and gains.png from the records alone.
@@ -34,7 +37,9 @@ import numpy as np
 
 from xfer_jax import report, results, stats
 from xfer_jax.console import format_markdown
+from xfer_jax.data import pool
 from xfer_jax.data.atomic import write_bytes, write_text
+from xfer_jax.pretext import sources as pretext_sources
 
 BASELINE = "baseline"
 SOURCES = "sources"  # ROOT/sources/<source>/result.json: what each source model reached
@@ -42,7 +47,10 @@ SOURCES = "sources"  # ROOT/sources/<source>/result.json: what each source model
 # epoch cap is one: a strategy that trains its copies at a fraction of the learning
 # rate needs more epochs before early stopping ends it, and a cell that stops early
 # records the same numbers under any higher cap
-STRATEGY_FIELDS = ("transfer.", "sweep.blocks", "sweep.baseline", "train.max_epochs")
+# The pairs are one too: a grid may run other sources into the same targets (every
+# comparison pairs cells by target, size and seed, which the shared fields fix)
+STRATEGY_FIELDS = ("transfer.", "sweep.blocks", "sweep.baseline", "train.max_epochs",
+                   "sweep.pairs")
 
 
 class StudyError(results.ResultsError):
@@ -133,10 +141,15 @@ def corrected(rows: list[dict]) -> list[dict]:
   return rows
 
 
-def pooled_label(source: str) -> str:
+def pooled_label(source: str, target: str | None = None) -> str:
   """A source as the per-strategy average groups it: the leave-one-out pools of
-  different targets are one arm."""
-  return "pooled" if "+" in source else source
+  different targets are one arm, and so are the self-supervised sources of each
+  target's own train split ("simclr:own")."""
+  objective = pretext_sources.objective_of(source)
+  prefix = "" if objective == pretext_sources.SUPERVISED else f"{objective}:"
+  if prefix and target in pool.members(source):
+    return f"{prefix}own" + ("+" if "+" in source else "")
+  return f"{prefix}pooled" if "+" in source else source
 
 
 def averaged_over_cells(values: Mapping[tuple, Mapping[int, float]],
@@ -152,7 +165,7 @@ def averaged_over_cells(values: Mapping[tuple, Mapping[int, float]],
   for (strategy, target, source, size, blocks), treated in values.items():
     base = values.get((BASELINE, target, None, size, 0))
     if source is not None and base is not None:
-      arms[(strategy, pooled_label(source), blocks)].append((treated, base))
+      arms[(strategy, pooled_label(source, target), blocks)].append((treated, base))
   rows = []
   for (strategy, source, blocks), cells in arms.items():
     seeds = sorted(set.intersection(*(set(t) & set(b) for t, b in cells)))
@@ -176,8 +189,8 @@ def against_reference(values: Mapping[tuple, Mapping[int, float]],
   there). Each list is its own Holm family."""
   arms: dict[tuple, list] = collections.defaultdict(list)
   for key in values.keys() & reference.keys():
-    strategy, _, source, _, blocks = key
-    arms[(strategy, pooled_label(source) if source else BASELINE, blocks)].append(key)
+    strategy, target, source, _, blocks = key
+    arms[(strategy, pooled_label(source, target) if source else BASELINE, blocks)].append(key)
   scores, gains = [], []
   for (strategy, source, blocks), keys in sorted(arms.items(), key=lambda item: str(item[0])):
     keys = sorted(keys, key=str)
@@ -225,17 +238,42 @@ def _below_half(values, keys, base_keys, seeds) -> str:
   return f"{sum(v < base / 2 for v, base in runs)}/{len(runs)}" if runs else ""
 
 
+def _supervised(source: str | None) -> bool:
+  return source is not None and not pretext_sources.is_self_supervised(source)
+
+
 def multi_vs_single(values: Mapping[tuple, Mapping[int, float]]) -> list[dict]:
-  """Per strategy, target, size and k: each pooled source against each single one."""
+  """Per strategy, target, size and k: each pooled supervised source against each
+  single one."""
   rows = []
   for (strategy, target, source, size, blocks), pooled in values.items():
-    if source is None or "+" not in source:
+    if not _supervised(source) or "+" not in source:
       continue
     for (s2, t2, single, n2, k2), other in values.items():
-      if (s2, t2, n2, k2) == (strategy, target, size, blocks) and single and "+" not in single:
+      if (s2, t2, n2, k2) == (strategy, target, size, blocks) and _supervised(single) \
+          and "+" not in single:
         rows.append({"strategy": strategy, "target": target, "size": size, "blocks": blocks,
                      "pooled": source, "single": single, **paired(pooled, other)})
   return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["strategy"], r["blocks"])))
+
+
+def self_supervised_vs_supervised(values: Mapping[tuple, Mapping[int, float]],
+                                  grids: Mapping[str, Mapping]) -> list[dict]:
+  """Per target, size and k: each self-supervised source against each supervised
+  single source, between grids whose transfer strategy (config.transfer) is the same."""
+  strategy_of = lambda name: {k: v for k, v in grids[name].items() if k.startswith("transfer.")}
+  rows = []
+  for (strategy, target, source, size, blocks), ssl in values.items():
+    if source is None or not pretext_sources.is_self_supervised(source):
+      continue
+    for (s2, t2, other, n2, k2), supervised in values.items():
+      if ((t2, n2, k2) == (target, size, blocks) and _supervised(other) and "+" not in other
+          and strategy_of(s2) == strategy_of(strategy)):
+        rows.append({"target": target, "size": size, "blocks": blocks,
+                     "self_supervised": pooled_label(source, target), "supervised": other,
+                     "strategies": strategy if s2 == strategy else f"{strategy} / {s2}",
+                     **paired(ssl, supervised)})
+  return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["self_supervised"])))
 
 
 def spectral_vs_temporal(values: Mapping[tuple, Mapping[int, float]]) -> list[dict]:
@@ -427,6 +465,14 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
               _verdict_count(multi) + " (pooled minus single).", "",
               format_markdown(_paired_table(multi, ("target", "size", "strategy", "blocks",
                                                     "pooled", "single"))), ""]
+  self_supervised = self_supervised_vs_supervised(values, grids)
+  if self_supervised:
+    lines += ["## Self-supervised against supervised sources", "",
+              _verdict_count(self_supervised) + " (self-supervised minus supervised; \"own\": "
+              "pretrained on the target's own train split without its labels).", "",
+              format_markdown(_paired_table(self_supervised, (
+                  "target", "size", "blocks", "self_supervised", "supervised", "strategies"))),
+              ""]
   if spectral:
     lines += ["## Spectral against temporal transfer", "",
               _verdict_count(spectral) + " (spectral-only minus temporal-only).", "",
@@ -495,7 +541,7 @@ def plot_gains(rows: Sequence[Mapping], grids: Mapping[str, Mapping], path: Path
   import matplotlib.pyplot as plt
 
   transfer = [r for r in rows if r["source"] != BASELINE and r["micro_f1_gain"] is not None]
-  arm = lambda r: _cell({**r, "source": pooled_label(r["source"])}, grids)
+  arm = lambda r: _cell({**r, "source": pooled_label(r["source"], r["target"])}, grids)
   targets = sorted({r["target"] for r in transfer})
   arms = sorted({arm(r) for r in transfer})
   sizes = sorted({r["size"] for r in rows})

@@ -49,6 +49,7 @@ from jax.experimental import multihost_utils
 from xfer_jax import console, experiment, results
 from xfer_jax.data import DataError, cap_sizes, pool, prepare
 from xfer_jax.errors import UserError
+from xfer_jax.pretext import sources as pretext_sources
 from xfer_jax.runtime import CompileCounter, is_primary
 
 BASELINE = "baseline"
@@ -81,7 +82,9 @@ def pairs(config) -> list[tuple[str, str]]:
     if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
       raise SweepError(f"config.sweep.pairs: {pair!r} is not 'source->target' with two "
                        "different datasets")
-    if parts[1] in pool.members(parts[0]):
+    # a self-supervised source reads its datasets' train splits only, unlabelled: its
+    # own target may be one of them (pretext/sources.py)
+    if parts[1] in pool.members(parts[0]) and not pretext_sources.is_self_supervised(parts[0]):
       raise SweepError(f"config.sweep.pairs: {pair!r}: the target is one of the pooled "
                        "sources")
     out.append((parts[0], parts[1]))
@@ -366,7 +369,7 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
     to_train = sorted({c.source for c in todo} - {None} - trained)
     for name in to_train + [run.dataset for run in past_sources]:
       if name not in prepared:
-        prepared[name] = pool.prepare_source(name, config.data)
+        prepared[name] = experiment.source_data(config, name)[0]
     past_cells = [cost.PastRun(size, target, [r["epochs"] for r in rs], rs[0]["wall_s"])
                   for (target, _, size, _), rs in _by_cell(recorded).items()
                   if target in prepared and "wall_s" in rs[0]]

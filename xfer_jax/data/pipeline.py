@@ -15,7 +15,7 @@ import numpy as np
 
 from xfer_jax import metrics
 from xfer_jax.data import cache, preprocess, registry, synthetic, units
-from xfer_jax.data.recording import DataError, RawDataset
+from xfer_jax.data.recording import UNLABELLED, DataError, RawDataset
 from xfer_jax.data.splits import SPLITS, assign_splits
 
 ARRAYS = ("x", "y", "subject", "recording")
@@ -50,6 +50,11 @@ class Prepared:
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
+
+  @property
+  def labelled(self) -> bool:
+    """False for recordings without labels (a self-supervised source only)."""
+    return self.class_names != (UNLABELLED,)
 
   def majority(self) -> dict:
     """The majority-class baseline: the train split's most frequent class, scored on
@@ -195,7 +200,7 @@ def _windows_of(raw: RawDataset, config: Mapping) -> tuple[dict, dict]:
   if never:
     raise DataError(f"dataset {raw.spec.name!r}: class(es) {never} never occur in its "
                     f"recordings; declare only the labels it has (label_names / keep)")
-  if len(names) < 2:
+  if len(names) < 2 and tuple(names) != (UNLABELLED,):  # unlabelled: an SSL source only
     raise DataError(f"dataset {raw.spec.name!r} has {len(names)} class(es) {list(names)}: a "
                     "classifier needs at least 2")
   pieces_in = collections.Counter(piece.split for piece in pieces)

@@ -9,10 +9,19 @@ trunk is transferred, so it only shapes the trunk; a union head needs no change
 to the model, its parameter paths or the transfer rules, and a model pretrained
 on a pool transfers exactly as one pretrained on one dataset. Subjects and
 recordings keep their dataset's identity (subject ids are offset per dataset).
+
+Balance (config.pool.balance): "none" concatenates every window; "equal" keeps of
+every dataset, split by split, as many windows as the smallest dataset has there
+(a seeded draw without replacement), so one large dataset does not make up most of
+the pool (WISDM was 88-95 % of the second study's pooled sources).
+
+A self-supervised source names its objective before the datasets
+("simclr:a+b": xfer_jax/pretext/sources.py); members() gives its datasets too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -22,10 +31,15 @@ from xfer_jax.data.recording import DataError
 from xfer_jax.data.splits import SPLITS
 
 SEPARATOR = "+"
+OBJECTIVE_SEPARATOR = ":"  # "objective:datasets", a self-supervised source
+BALANCES = ("none", "equal")
 
 
 def members(source: str | Sequence[str]) -> list[str]:
-  """The dataset names of a source: "a+b" or ("a", "b") -> ["a", "b"]; "a" -> ["a"]."""
+  """The dataset names of a source: "a+b" or ("a", "b") -> ["a", "b"]; "a" -> ["a"];
+  "simclr:a+b" -> ["a", "b"]."""
+  if isinstance(source, str):
+    source = source.split(OBJECTIVE_SEPARATOR, 1)[-1]
   names = source.split(SEPARATOR) if isinstance(source, str) else list(source)
   names = [n.strip() for n in names]
   if not all(names) or len(set(names)) != len(names):
@@ -38,9 +52,28 @@ def name_of(source: str | Sequence[str]) -> str:
   return SEPARATOR.join(members(source))
 
 
-def pool(datasets: Sequence[Prepared]) -> Prepared:
-  """One Prepared of several: splits concatenated, labels mapped into the union of
-  class names, subject ids offset so that no two datasets share one."""
+def balanced(datasets: Sequence[Prepared], balance: str, seed: int) -> list[Prepared]:
+  """The datasets as a pool takes them under `balance` (see the module docstring)."""
+  if balance not in BALANCES:
+    raise DataError(f"config.pool.balance={balance!r}: expected one of {BALANCES}")
+  if balance == "none" or len(datasets) < 2:
+    return list(datasets)
+  smallest = {s: min(len(d.splits[s]) for d in datasets) for s in SPLITS}
+  rng = np.random.default_rng(seed)
+  out = []
+  for d in datasets:
+    keep = {s: np.sort(rng.choice(len(d.splits[s]), smallest[s], replace=False)) for s in SPLITS}
+    splits = {s: Split(*(getattr(d.splits[s], f)[keep[s]] for f in
+                         ("x_NxWx3", "y_N", "subject_N", "recording_N"))) for s in SPLITS}
+    out.append(dataclasses.replace(d, splits=splits))
+  return out
+
+
+def pool(datasets: Sequence[Prepared], balance: str = "none", seed: int = 0) -> Prepared:
+  """One Prepared of several: splits concatenated (balanced by `balance`, drawn with
+  `seed`), labels mapped into the union of class names, subject ids offset so that
+  no two datasets share one."""
+  datasets = balanced(datasets, balance, seed)
   shapes = {d.name: d.splits["train"].x_NxWx3.shape[1:] for d in datasets}
   if len(set(shapes.values())) > 1:
     raise DataError(f"the pooled datasets' windows differ in shape {shapes}: they must share "
@@ -65,12 +98,13 @@ def pool(datasets: Sequence[Prepared]) -> Prepared:
                   hours=sum(d.hours for d in datasets))
 
 
-def prepare_source(source: str | Sequence[str], config: Mapping) -> Prepared:
+def prepare_source(source: str | Sequence[str], config: Mapping, balance: str = "none"
+                   ) -> Prepared:
   """A source dataset, or several pooled (see the module docstring)."""
   names = members(source)
   if len(names) == 1:
     return prepare(names[0], config)
-  return pool([prepare(n, config) for n in names])
+  return pool([prepare(n, config) for n in names], balance, config.get("split_seed", 0))
 
 
 def class_sources(datasets: Sequence[Prepared]) -> dict[str, list[str]]:

@@ -62,6 +62,11 @@ class Recording:
     return float(np.median(np.diff(self.t_s))) if self.num_samples > 1 else 0.0
 
 
+# the one class of a dataset whose recordings carry no labels: it can serve as a
+# self-supervised source only (xfer_jax/pretext/sources.py)
+UNLABELLED = "<unlabelled>"
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
   """What a dataset's labels mean and which of them become classes.

@@ -3,6 +3,10 @@
 Keys per recording i: acc_<i> (T,3) in `units`, label_<i> (T,), subject_<i>,
 session_<i>, optional t_ms_<i>; metadata: n_recordings, label_names (index = id,
 '' = unused), sampling_rate_hz, units, to_g_scale, to_g_offset, dataset.
+
+A file with no label_<i> key at all (and no label_names) holds unlabelled
+recordings: every sample is of the one class UNLABELLED, which a self-supervised
+source reads and a supervised run refuses.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from xfer_jax.data.atomic import atomic_path
-from xfer_jax.data.recording import DataError, DatasetSpec, RawDataset, Recording
+from xfer_jax.data.recording import UNLABELLED, DataError, DatasetSpec, RawDataset, Recording
 
-_REQUIRED = ("n_recordings", "label_names", "sampling_rate_hz", "to_g_scale", "to_g_offset")
+_REQUIRED = ("n_recordings", "sampling_rate_hz", "to_g_scale", "to_g_offset")
 
 
 def read(path: str | os.PathLike, name: str | None = None, *, use_timestamps: bool = True,
@@ -66,13 +70,19 @@ def _numeric(z, key: str, path: Path, shape: str) -> np.ndarray:
 
 
 def _read(z, path: Path, name, use_timestamps, clip_g, spec_options) -> RawDataset:
-  missing = [k for k in _REQUIRED if k not in z.files]
+  unlabelled = not any(k.startswith("label_") and k != "label_names" for k in z.files)
+  required = _REQUIRED if unlabelled else (*_REQUIRED, "label_names")
+  missing = [k for k in required if k not in z.files]
   if missing:
-    raise DataError(f"{path}: missing key(s) {missing}; an interchange file has {list(_REQUIRED)}")
-  if z["label_names"].dtype.kind not in "US":
+    raise DataError(f"{path}: missing key(s) {missing}; an interchange file has {list(required)}"
+                    + ("" if unlabelled else " (label_names: the name of each label id)"))
+  if unlabelled:
+    label_names = {0: UNLABELLED}
+  elif z["label_names"].dtype.kind not in "US":
     raise DataError(f"{path}: key 'label_names' has dtype {z['label_names'].dtype}: expected "
                     "strings, the name of each label id ('' for an unused id)")
-  label_names = {i: str(n) for i, n in enumerate(z["label_names"].reshape(-1)) if str(n)}
+  else:
+    label_names = {i: str(n) for i, n in enumerate(z["label_names"].reshape(-1)) if str(n)}
   if not label_names:
     raise DataError(f"{path}: key 'label_names' names no label (all {z['label_names'].size} are "
                     "empty): give the name of each label id")
@@ -85,7 +95,7 @@ def _read(z, path: Path, name, use_timestamps, clip_g, spec_options) -> RawDatas
   units = str(z["units"]) if "units" in z.files else "g"
   recordings = []
   for i in range(count):
-    for key in (f"acc_{i}", f"label_{i}", f"subject_{i}"):
+    for key in (f"acc_{i}", f"subject_{i}") + (() if unlabelled else (f"label_{i}",)):
       if key not in z.files:
         raise DataError(f"{path}: missing key {key!r} (n_recordings = {count})")
     acc = _numeric(z, f"acc_{i}", path, "(T, 3) acceleration").astype(np.float64)
@@ -94,7 +104,8 @@ def _read(z, path: Path, name, use_timestamps, clip_g, spec_options) -> RawDatas
     acc = acc * scale + offset
     if clip_g is not None:
       acc = np.clip(acc, -clip_g, clip_g)
-    labels = _numeric(z, f"label_{i}", path, "one integer label id per sample")
+    labels = (np.zeros(len(acc), np.int32) if unlabelled else
+              _numeric(z, f"label_{i}", path, "one integer label id per sample"))
     if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
       raise DataError(f"{path}: key 'label_{i}' holds non-integer label ids")
     subject = _scalar(z, f"subject_{i}", path, int, None,
@@ -116,15 +127,19 @@ def _read(z, path: Path, name, use_timestamps, clip_g, spec_options) -> RawDatas
 def write(path: str | os.PathLike, dataset: RawDataset) -> None:
   """Writes a dataset (acceleration in g) as an interchange file, atomically."""
   spec = dataset.spec
+  unlabelled = spec.class_names == (UNLABELLED,)
   names = np.array([spec.label_names.get(i, "") for i in range(max(spec.label_names) + 1)])
   arrays = {
       "n_recordings": np.int64(len(dataset.recordings)), "label_names": names,
       "sampling_rate_hz": np.float64(spec.rate_hz or 0.0), "units": np.str_("g"),
       "to_g_scale": np.float64(1.0), "to_g_offset": np.float64(0.0),
       "dataset": np.str_(spec.name)}
+  if unlabelled:
+    del arrays["label_names"]
   for i, r in enumerate(dataset.recordings):
     arrays[f"acc_{i}"] = r.acc_Tx3.astype(np.float32)
-    arrays[f"label_{i}"] = r.labels_T.astype(np.int16)
+    if not unlabelled:
+      arrays[f"label_{i}"] = r.labels_T.astype(np.int16)
     arrays[f"subject_{i}"] = np.int32(r.subject)
     arrays[f"session_{i}"] = np.str_(r.recording_id)
     if r.t_s is not None:

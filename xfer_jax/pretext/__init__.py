@@ -1,0 +1,1 @@
+"""Self-supervised pretraining: augmentations, objectives and unlabelled sources."""
