@@ -15,6 +15,12 @@ the study runs) and the summary is made from the copies. See xfer_jax/study.py
 for the comparisons and their statistics. --against=REF adds a section comparing
 the cells this study shares with the study in REF (a rerun of part of it with one
 setting changed: the section names the settings that differ).
+
+The declared questions (ROOT/design.json, or --design=FILE: xfer_jax/contrasts.py)
+lead the summary. Before a study runs, size it from records that exist (a pilot, or
+an earlier study of the same targets); this prints and writes nothing else:
+  python -m launch.study --root=docs/results/real_v2 --design=DESIGN.json \
+      --questions --plan=5,10,20 --target_mde=3
 """
 
 from absl import flags
@@ -27,6 +33,14 @@ _ROOT = flags.DEFINE_string("root", None, "folder of the strategy workdirs", req
 _OUT = flags.DEFINE_string("out", None, "folder for summary.md and results.csv (default: ROOT)")
 _AGAINST = flags.DEFINE_string("against", None, "a reference study (a folder like ROOT) to "
                                "compare the cells both ran with")
+_DESIGN = flags.DEFINE_string("design", None, "the declared questions (default: "
+                               "ROOT/design.json)")
+_QUESTIONS = flags.DEFINE_bool("questions", False, "print the declared questions' table (and "
+                               "with --plan their power) from ROOT's records; write nothing")
+_PLAN = flags.DEFINE_list("plan", [], "replicates (seeds x folds) to project each declared "
+                          "contrast's minimum detectable difference at")
+_TARGET_MDE = flags.DEFINE_float("target_mde", None, "with --plan: the replicates each "
+                                 "contrast needs to detect this many points")
 _PUBLISH = flags.DEFINE_bool("publish", False, "copy ROOT's records into OUT first and summarise "
                              "the copies")
 
@@ -35,10 +49,14 @@ def main(argv):
   del argv
   start_process()
   root, out = _ROOT.value, _OUT.value or _ROOT.value
+  if _QUESTIONS.value:
+    print(study.questions_markdown(root, _DESIGN.value, [int(n) for n in _PLAN.value],
+                                   _TARGET_MDE.value))
+    return
   if _PUBLISH.value:
     print(f"published {len(study.publish(root, out))} record files into {out}")
     root = out
-  for name, path in study.write(root, out, _AGAINST.value).items():
+  for name, path in study.write(root, out, _AGAINST.value, _DESIGN.value).items():
     print(f"{name}: {path}")
 
 

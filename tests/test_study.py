@@ -251,3 +251,24 @@ def test_self_supervised_sources_are_compared_with_supervised_ones_of_the_same_s
   assert study.pooled_label("multitask:a+t", "t") == "multitask:own+"
   text, _ = study.summary_markdown(records, grids)
   assert "## Self-supervised against supervised sources" in text
+
+
+def test_declared_questions_lead_the_summary_and_size_the_next_study(root):
+  (root / study.DESIGN_FILE).write_text(json.dumps({"margin": 2.0, "primary": [
+      {"name": "freeze from a", "treated": {"strategy": "freeze", "source": "a"},
+       "control": {"strategy": "baseline"}},
+      {"name": "pooled vs a", "treated": {"strategy": "freeze", "source": "pooled"},
+       "control": {"strategy": "freeze", "source": "a"}}]}))
+  records, grids = study.load(root)
+  text, _ = study.summary_markdown(records, grids, design=study.read_design(root))
+  assert text.index("## The declared questions") < text.index("## What has run")
+  assert re.search(r"\| freeze from a \| micro-f1 \| 2 \| 5 \|", text)
+  assert re.search(r"\| pooled vs a \| macro-f1 \| 1 \| 5 \|", text)  # only n = 20 has both
+  planned = study.questions_markdown(root, None, [5, 20], target=5.0)
+  assert "| contrast | cells | sd cell | sd replicate | sd residual | MDE at 5 | MDE at 20 |" \
+         in planned
+  (root / study.DESIGN_FILE).write_text(json.dumps({"margin": 2.0, "primary": []}))
+  with pytest.raises(study.contrasts.ContrastError, match="the primary family is empty"):
+    study.read_design(root)
+  with pytest.raises(study.StudyError, match="no such design file"):
+    study.read_design(root, root / "absent.json")

@@ -264,17 +264,19 @@ def power_lines(transfer_rows: Sequence[Mapping]) -> list[str]:
   m = len(tested)
   detectable = [100 * stats.smallest_detectable(r["micro_f1_gain_std"], r["n"], m) for r in tested]
   raw = [r["micro_f1_gain"] for r in tested if r["micro_f1_p"] < stats.ALPHA]
-  points = lambda v: f"{v:.1f}" if v <= 100 else "over 100"  # F1 cannot gain more than 100
-  beyond = ("; no gain a cell could make would count, so run more seeds"
-            if np.median(detectable) > 100 else "")
+  uncorrected = (f"Uncorrected, {len(raw)} of the {m} cells have p < {stats.ALPHA} "
+                 f"({sum(g > 0 for g in raw)} higher, {sum(g < 0 for g in raw)} lower), against "
+                 f"{stats.ALPHA * m:.1f} expected by chance alone.")
+  if np.median(detectable) > 100:  # F1 cannot gain more than 100 points
+    return [f"This family cannot detect anything: with {tested[0]['n']} seeds per cell and "
+            f"each cell's own spread of per-seed gains, {stats.CORRECTION}'s first test of its "
+            f"{m} cells (p < {stats.ALPHA}/{m}) would need a mean gain of more than 100 points "
+            f"in most cells, which F1 cannot reach: run more seeds. {uncorrected}", ""]
   return [f"How large a gain this family can detect: {stats.CORRECTION} tests the most "
           f"promising of its {m} cells at p < {stats.ALPHA}/{m}, which with each cell's own "
           f"spread of per-seed gains takes a mean gain of at least "
-          f"{points(np.median(detectable))} points (median over the cells; "
-          f"{points(min(detectable))} to {points(max(detectable))}{beyond}). Uncorrected, "
-          f"{len(raw)} of the {m} cells have p < {stats.ALPHA} ({sum(g > 0 for g in raw)} "
-          f"higher, {sum(g < 0 for g in raw)} lower), against {stats.ALPHA * m:.1f} expected "
-          "by chance alone.", ""]
+          f"{np.median(detectable):.1f} points (median over the cells; "
+          f"{min(detectable):.1f} to {max(detectable):.1f}). {uncorrected}", ""]
 
 
 def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: Mapping) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xfer_jax import report, results, stats
+from xfer_jax import contrasts, report, results, stats
 from xfer_jax.console import format_markdown
 from xfer_jax.data import pool
 from xfer_jax.data.atomic import write_bytes, write_text
@@ -43,6 +43,10 @@ from xfer_jax.pretext import sources as pretext_sources
 
 BASELINE = "baseline"
 SOURCES = "sources"  # ROOT/sources/<source>/result.json: what each source model reached
+# ROOT/design.json: the study's declared questions (xfer_jax/contrasts.py's Design):
+# {"margin": points, "primary": [{"name", "treated": {"strategy", "source"?,
+# "blocks"?}, "control": {...}}]}
+DESIGN_FILE = "design.json"
 # the fields a strategy may change; every other grid field is shared by the study. The
 # epoch cap is one: a strategy that trains its copies at a fraction of the learning
 # rate needs more epochs before early stopping ends it, and a cell that stops early
@@ -70,7 +74,9 @@ def load(root: str | os.PathLike) -> tuple[list[dict], dict[str, dict]]:
       continue  # a grid that has not recorded a cell yet
     grid_records, fields = results.load([folder])
     grids[folder.name] = fields
-    records += [{**r, "strategy": folder.name} for r in grid_records]
+    records += [{**r, "strategy": folder.name,
+                 "arm_source": r["source"] and pooled_label(r["source"], r["target"])}
+                for r in grid_records]
   if BASELINE not in grids:
     raise StudyError(f"{root / BASELINE}: no baseline records; every comparison is against them")
   shared = {s: {k: v for k, v in f.items() if not k.startswith(STRATEGY_FIELDS)}
@@ -81,6 +87,79 @@ def load(root: str | os.PathLike) -> tuple[list[dict], dict[str, dict]]:
       raise StudyError(f"{root / strategy}: its grid differs from {root / BASELINE} in more than "
                        f"the strategy ({differences})")
   return records, grids
+
+
+def read_design(root: str | os.PathLike, path: str | os.PathLike | None = None
+                ) -> contrasts.Design | None:
+  """`path` (default ROOT/design.json) as a Design, or None where the study declared none."""
+  path = Path(path) if path else Path(root) / DESIGN_FILE
+  if not path.exists():
+    if path.name != DESIGN_FILE:
+      raise StudyError(f"{path}: no such design file")
+    return None
+  try:
+    return contrasts.Design.from_dict(json.loads(path.read_text()))
+  except json.JSONDecodeError as e:
+    raise StudyError(f"{path}: not JSON ({e})") from e
+
+
+def primary_lines(records: Sequence[Mapping], design: contrasts.Design) -> list[str]:
+  """The declared contrasts' table: estimate, interval, Holm p and verdict per metric."""
+  rows = contrasts.analyse(records, design)
+  table = [{"contrast": r["contrast"], "metric": r["metric"].replace("_", "-"),
+            "cells": r["cells"], "replicates": r["replicates"],
+            "difference (95% CI)": _pts(r["estimate"] / 100, r["ci95"] / 100),
+            "p (Holm)": _p(r["p_holm"]), "p equivalence (Holm)": _p(r["p_equivalence_holm"]),
+            "verdict": r["verdict"]} for r in rows]
+  return ["## The declared questions", "",
+          f"Each contrast over every cell it spans (a mixed model with crossed random effects "
+          f"for cell and seed; t with Satterthwaite's degrees of freedom), "
+          f"{stats.CORRECTION}-corrected over the {len(design.contrasts)} contrasts of each "
+          f"metric, alpha {design.alpha}. *equivalent*: both one-sided tests against "
+          f"±{design.margin:g} points reject; *inconclusive*: neither a difference nor "
+          "equivalence is shown, the study could not tell. Every other table below is "
+          "exploratory.", "", format_markdown(table), ""]
+
+
+def power_rows(records: Sequence[Mapping], design: contrasts.Design,
+               replicates: Sequence[int], target: float | None = None) -> list[dict]:
+  """Per declared contrast: its variance components from these records and, at its
+  cells, the smallest difference found with 80 % power at each planned number of
+  replicates (seeds x folds), and the replicates a target difference needs."""
+  rows = []
+  for contrast in design.contrasts:
+    differences = contrasts.differences(records, contrast)
+    components = contrasts.variance_components(differences)
+    cells, family = len({d["cell"] for d in differences}), len(design.contrasts)
+    mde = {n: contrasts.minimum_detectable(components, cells, n, family) for n in replicates}
+    row = {"contrast": contrast.name, "cells": cells,
+           **{f"sd {k}": f"{np.sqrt(v):.1f}" for k, v in components.items()},
+           **{f"MDE at {n}": f"{v:.1f}" for n, v in mde.items()}}
+    if target is not None:
+      needed = contrasts.replicates_needed(components, cells, family, target)
+      row[f"replicates for {target:g}"] = needed if needed is not None else "out of reach"
+    rows.append(row)
+  return rows
+
+
+def questions_markdown(root: str | os.PathLike, design_path: str | os.PathLike | None,
+                       plan: Sequence[int] = (), target: float | None = None) -> str:
+  """The declared questions' table from ROOT's records and, with a plan of
+  replicates, each contrast's power there (launch.study --questions)."""
+  design = read_design(root, design_path)
+  if design is None:
+    raise StudyError(f"{Path(root) / DESIGN_FILE}: no declared questions; write one or give "
+                     "--design")
+  records, _ = load(root)
+  lines = primary_lines(records, design)
+  if plan:
+    lines += ["### Power at other sizes", "",
+              "Variance components (SD, points) of each contrast's differences in these "
+              "records; MDE at R: the smallest true difference found with 80 % power at "
+              f"Holm's strictest step (alpha / {len(design.contrasts)}) with R replicates "
+              "(seeds x folds) per cell.", "",
+              format_markdown(power_rows(records, design, plan, target)), ""]
+  return "\n".join(lines)
 
 
 def source_models(root: str | os.PathLike) -> list[dict]:
@@ -415,10 +494,11 @@ def _caps(grids: Mapping[str, Mapping]) -> str:
 
 
 def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
-                     sources: Sequence[Mapping] = (), reference: tuple | None = None
-                     ) -> tuple[str, list[dict]]:
+                     sources: Sequence[Mapping] = (), reference: tuple | None = None,
+                     design: contrasts.Design | None = None) -> tuple[str, list[dict]]:
   """The summary's text and its per-cell rows; reference = (its name, its records, its
-  grids) adds a section comparing the cells both studies ran."""
+  grids) adds a section comparing the cells both studies ran; design, the declared
+  questions' table first."""
   rows = report.aggregate(records)
   values = seed_values(records)
   base = grids[BASELINE]
@@ -441,6 +521,7 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
       f"= paired t over seeds, {stats.CORRECTION}-corrected within the question's family, "
       f"p < {stats.ALPHA}.", "",
       "![Gain over the baseline per strategy, target and size](gains.png)", "",
+      *(primary_lines(records, design) if design is not None else []),
       "## What has run", "", format_markdown(coverage(rows, grids)), "",
       *(["The source models (every seed; micro-F1 in % on the source's own test split):", "",
          format_markdown(list(sources)), ""] if sources else []),
@@ -577,7 +658,8 @@ def plot_gains(rows: Sequence[Mapping], grids: Mapping[str, Mapping], path: Path
 
 
 def write(root: str | os.PathLike, out_dir: str | os.PathLike,
-          reference_root: str | os.PathLike | None = None) -> dict[str, str]:
+          reference_root: str | os.PathLike | None = None,
+          design_path: str | os.PathLike | None = None) -> dict[str, str]:
   """out_dir/summary.md, out_dir/results.csv (a row per strategy's cell) and
   out_dir/gains.png; with reference_root, the summary compares the cells this study
   shares with the study there (named by its path relative to out_dir)."""
@@ -586,7 +668,8 @@ def write(root: str | os.PathLike, out_dir: str | os.PathLike,
   reference = None
   if reference_root is not None:
     reference = (os.path.relpath(reference_root, out), *load(reference_root))
-  text, rows = summary_markdown(records, grids, source_models(root), reference)
+  text, rows = summary_markdown(records, grids, source_models(root), reference,
+                                read_design(root, design_path))
   out.mkdir(parents=True, exist_ok=True)
   paths = {"summary": out / "summary.md", "csv": out / "results.csv", "gains": out / "gains.png"}
   write_text(paths["summary"], text)
