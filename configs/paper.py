@@ -27,9 +27,14 @@ def get_config(arg: str | None = None) -> ConfigDict:
   config.transfer = common.transfer_config()
   config.pretext = common.pretext_config()
   config.pool = common.pool_config()
-  # adaptation subsets of the target's train split; the target's val split selects
-  # each seed's parameters (the paper does not say)
-  config.adapt = ConfigDict(dict(size=2087, subset_seed=0))
+  # adaptation subsets of the target's train split (xfer_jax/experiment.py's adapt):
+  #   budget     "windows": size labelled windows in all; "per_class": size of each class
+  #   selection  what picks each seed's epoch: "oracle", the target's whole val split
+  #              (labels outside the budget; the paper does not say); "inner",
+  #              inner_fraction of the budget's own windows (they do not train);
+  #              "fixed", none: train.max_epochs epochs, the last one kept
+  config.adapt = ConfigDict(dict(size=2087, subset_seed=0, budget="windows", selection="oracle",
+                                 inner_fraction=0.2))
   # the study's grid (xfer_jax/sweep.py): all 12 ordered pairs, sizes from 20 up to
   # the smallest train split (0), baseline and 1..3 transferred blocks
   config.sweep = ConfigDict(dict(pairs=(), sizes=(20, 50, 100, 200, 400, 800, 1600, 0),

@@ -22,10 +22,19 @@ import numpy as np
 from flax import traverse_util
 
 from xfer_jax import checkpoints, metrics, results, transfer
-from xfer_jax.data import DataError, Prepared, adaptation_subsets, pool, prepare, window_samples
+from xfer_jax.data import (
+  DataError,
+  Prepared,
+  adaptation_subsets,
+  inner_validation,
+  pool,
+  prepare,
+  shots_per_class,
+  window_samples,
+)
 from xfer_jax.data.atomic import write_text
 from xfer_jax.errors import UserError
-from xfer_jax.loop import STOP_ON, Checkpointer, FitState, MetricsWriter, ProgressBar, fit
+from xfer_jax.loop import LAST, STOP_ON, Checkpointer, FitState, MetricsWriter, ProgressBar, fit
 from xfer_jax.models import MultiResNet
 from xfer_jax.optim import make_optimizer
 from xfer_jax.pretext import objectives, sources
@@ -47,6 +56,12 @@ class ConfigError(UserError, ValueError):
   """A config value out of its range; the message names the field and what it needs."""
 
 
+BUDGETS = ("windows", "per_class")  # config.adapt.budget: size in all, or per class
+# config.adapt.selection: what picks each seed's epoch (configs/paper.py)
+ORACLE, INNER, FIXED = "oracle", "inner", "fixed"
+SELECTIONS = (ORACLE, INNER, FIXED)
+
+
 def check_config(config) -> None:
   """The training and model fields a run reads, each in its range, before any work."""
   tc, mc = config.train, config.model
@@ -59,6 +74,15 @@ def check_config(config) -> None:
   if tc.stop_on not in STOP_ON:
     raise ConfigError(f"config.train.stop_on={tc.stop_on!r}: expected one of {STOP_ON} (the "
                       "validation metric that picks each seed's best epoch and stops it early)")
+  adapt = config.get("adapt") or {}
+  if adapt.get("budget", "windows") not in BUDGETS:
+    raise ConfigError(f"config.adapt.budget={adapt['budget']!r}: expected one of {BUDGETS}")
+  if adapt.get("selection", ORACLE) not in SELECTIONS:
+    raise ConfigError(f"config.adapt.selection={adapt['selection']!r}: expected one of "
+                      f"{SELECTIONS}")
+  if not 0 < adapt.get("inner_fraction", 0.2) < 1:
+    raise ConfigError(f"config.adapt.inner_fraction={adapt['inner_fraction']}: expected the "
+                      "share of a budget's windows that selects the epoch, in (0, 1)")
   window = window_samples(config.data)
   if mc.spectral_window > window:
     raise ConfigError(
@@ -118,13 +142,16 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
                        runner: Runner | None = None,
                        init_state: Callable[[Runner, Any], TrainState] | None = None,
                        extra_meta: dict | None = None, progress: bool = True,
-                       return_state: bool = False, objective=SUPERVISED):
+                       return_state: bool = False, objective=SUPERVISED,
+                       selection: str = ORACLE, val_rows_Sxv: np.ndarray | None = None):
   """Trains config.train.num_seeds seeds on prepared's train split (or per-seed rows
   train_index_Sxn of it), early-stopping on its val split, resuming from
   workdir/checkpoints when present; returns per-seed test scores of the best
   parameters (and, with return_state, the final FitState). init_state(runner,
   keys) builds the initial state (transfer). objective: what is learnt (step.py;
-  a self-supervised one scores its pretext accuracy instead of F1).
+  a self-supervised one scores its pretext accuracy instead of F1). selection:
+  what picks each seed's epoch: ORACLE the val split, INNER each seed's rows
+  val_rows_Sxv of the train split, FIXED nothing (every epoch trained, the last kept).
   workdir=None trains in memory only (a sweep's cells: their records are the output)."""
   tc = config.train
   check_config(config)
@@ -137,7 +164,16 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
   batches = Batches.create(train.x_NxWx3, train.y_N, tc.num_seeds, tc.batch_size,
                            train_index_Sxn, capacity)
   eval_batch = runner.settings.eval_batch_size
-  val_set = EvalSet.create(val.x_NxWx3, val.y_N, eval_batch)
+  selection_windows = (len(val.y_N) if selection == ORACLE else
+                       int(val_rows_Sxv.shape[1]) if selection == INNER else 0)
+  if selection == ORACLE:
+    val_set = EvalSet.create(val.x_NxWx3, val.y_N, eval_batch)
+  elif selection == INNER:
+    union = np.unique(val_rows_Sxv)
+    val_set = EvalSet.create(train.x_NxWx3[union], train.y_N[union], eval_batch,
+                             np.stack([np.isin(union, rows) for rows in val_rows_Sxv]))
+  else:
+    val_set = None
   hooks = [ProgressBar(tc.max_epochs, phase)] if progress else []
   meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
           "seeds": run_seeds, "config": json.loads(config.to_json_best_effort()),
@@ -154,7 +190,7 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
                            runner.settings.checkpoint_every, runner.settings.checkpoint_every_s)]
   if state is None:
     state = FitState.create(init_state(runner, keys) if init_state else runner.init(keys),
-                            tc.patience, tc.stop_on)
+                            tc.patience, LAST if selection == FIXED else tc.stop_on)
   t0 = time.monotonic()
   try:
     state = fit(runner, state, batches, val_set, keys, max_epochs=tc.max_epochs, hooks=hooks,
@@ -177,6 +213,10 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
       **({"num_classes": prepared.num_classes} if supervised else
          {"pretext_outputs": list(objective.score_names)}),
       "train_windows": int(batches.n_valid), "test_windows": int(len(test.y_N)),
+      # what picked each seed's epoch, how many labelled windows per seed it read, and
+      # the labelled windows per seed the cell's budget spent (training and selection)
+      "selection": selection, "selection_windows": selection_windows,
+      "labelled_windows": int(batches.n_valid) + (selection_windows if selection == INNER else 0),
       **({"majority": prepared.majority()} if supervised else {}),
       "per_seed": per_seed, "wall_s": time.monotonic() - t0,
       **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in headline},
@@ -278,9 +318,15 @@ def source_data(config, source: str) -> tuple[Prepared, Any, dict]:
   return prepared, objective, extra
 
 
-def adaptation_rows(y_train: np.ndarray, size: int, subset_seed: int, num_seeds: int) -> np.ndarray:
-  """(S, size) rows of the target's train split: seed s adapts on the nested,
-  stratified subset drawn with subset_seed + s."""
+def adaptation_rows(y_train: np.ndarray, size: int, subset_seed: int, num_seeds: int,
+                    budget: str = "windows", prepared: Prepared | None = None) -> np.ndarray:
+  """(S, n) labelled rows of the target's train split: seed s's nested subset drawn
+  with subset_seed + s, stratified (budget "windows": n = size) or size of each
+  class (budget "per_class": n = size x classes)."""
+  if budget == "per_class":
+    names, name = (prepared.class_names, prepared.name) if prepared else ((), "")
+    return np.stack([shots_per_class(y_train, size, subset_seed + s, names, name)
+                     for s in range(num_seeds)])
   return np.stack([adaptation_subsets(y_train, [size], subset_seed + s)[size]
                    for s in range(num_seeds)])
 
@@ -321,12 +367,18 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   check_config(config)
   prepared = prepared or prepare(config.target, config.data)
   size = size or config.adapt.size
-  if size > len(prepared.splits["train"]):
+  budget, selection = config.adapt.get("budget", "windows"), config.adapt.get("selection", ORACLE)
+  if budget == "windows" and size > len(prepared.splits["train"]):
     raise DataError(f"adaptation size {size} (config.adapt.size) is larger than {prepared.name!r}'s "
                     f"train split ({len(prepared.splits['train'])} windows); a sweep caps its sizes "
                     "to the smallest train split (xfer_jax/sweep.py)")
   rows = adaptation_rows(prepared.splits["train"].y_N, size, config.adapt.subset_seed,
-                         tc.num_seeds)
+                         tc.num_seeds, budget, prepared)
+  labelled = rows.shape[1]  # every label the cell reads: its training and its selection
+  val_rows = None
+  if selection == INNER:  # the budget's own windows select the epoch; they do not train
+    rows, val_rows = inner_validation(prepared.splits["train"].y_N, rows,
+                                      config.adapt.inner_fraction, config.adapt.subset_seed)
   if source is None and source_dir is not None:
     source = load_source(source_dir)
   if source is not None:
@@ -375,7 +427,9 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   probe = None
   for number, (phase, phase_labels, phase_stats, param_labels, frozen_bn) in enumerate(phases):
     runner = build_runner(config, prepared.num_classes, param_labels, frozen_bn)
-    extra = {"transfer": {"labels": phase_labels, "rules": [list(r) for r in rules],
+    extra = {"budget": {"budget": budget, "size": size, "labelled_windows": labelled,
+                        "selection": selection},
+             "transfer": {"labels": phase_labels, "rules": [list(r) for r in rules],
                           "frozen_bn": list(frozen_bn), "size": size, "phase": phase,
                           "source": str(source_dir) if source_dir else None,
                           "source_dataset": source[2]["dataset"] if source else None}}
@@ -386,7 +440,8 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
         config, phase_dir, prepared, phase=phase, train_index_Sxn=rows, capacity=capacity,
         runner=runner, init_state=_start(source, seed_map if source else None, phase_labels,
                                          phase_stats, state, config.transfer.head_init),
-        extra_meta=extra, progress=progress, return_state=True)
+        extra_meta=extra, progress=progress, return_state=True, selection=selection,
+        val_rows_Sxv=val_rows)
     if not last:
       probe = summary
   if probe is not None:

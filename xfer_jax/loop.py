@@ -32,6 +32,7 @@ from xfer_jax.runtime import is_primary
 from xfer_jax.step import TrainState
 
 STOP_ON = ("val_loss", "val_accuracy")
+LAST = "last"  # no validation: every epoch replaces the kept one (a fixed schedule)
 
 
 @dataclasses.dataclass
@@ -56,7 +57,7 @@ class EarlyStopping:
   best_accuracy: list[float] | None = None
 
   def __post_init__(self):
-    if self.stop_on not in STOP_ON:
+    if self.stop_on not in (*STOP_ON, LAST):
       raise ValueError(f"early stopping on {self.stop_on!r}: expected one of {STOP_ON}")
     if self.best_accuracy is None:
       self.best_accuracy = [float("nan")] * len(self.best_loss)
@@ -67,6 +68,8 @@ class EarlyStopping:
                [False] * num_seeds, [0] * num_seeds, stop_on, [-float("inf")] * num_seeds)
 
   def _better(self, s: int, loss: float, accuracy: float) -> bool:
+    if self.stop_on == LAST:
+      return True
     if self.stop_on == "val_loss":
       return loss < self.best_loss[s]
     return (accuracy > self.best_accuracy[s]
@@ -76,7 +79,7 @@ class EarlyStopping:
              ) -> np.ndarray:
     """Records epoch's validation losses (and accuracies); returns which seeds improved."""
     if val_accuracy is None:
-      if self.stop_on != "val_loss":
+      if self.stop_on not in ("val_loss", LAST):
         raise ValueError(f"early stopping on {self.stop_on!r} needs the validation accuracy")
       val_accuracy = np.full(len(val_loss), np.nan)
     improved = np.zeros(len(val_loss), bool)
@@ -144,16 +147,17 @@ class Hook:
     pass
 
 
-def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet, keys_S, *,
+def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet | None, keys_S, *,
         max_epochs: int, hooks: Sequence[Hook] = (), label: str = "train",
         seeds: Sequence[int] | None = None) -> FitState:
   """Trains every seed from state.epoch until it stops early or max_epochs; each
-  seed keeps its best-validation parameters. Returns the final state."""
+  seed keeps its best-validation parameters. Returns the final state. val=None:
+  no validation (a fixed schedule, stop_on LAST): its metrics are NaN."""
   seeds = list(seeds or range(len(keys_S)))
   num_seeds = len(seeds)
   train = dataclasses.replace(train, x_NxWx3=runner.place(train.x_NxWx3, num_seeds),
                               y_N=runner.place(train.y_N, num_seeds))
-  val = runner.place(val, num_seeds)
+  val = None if val is None else runner.place(val, num_seeds)
   for hook in hooks:
     hook.start(state)
   start, first = time.monotonic(), state.epoch
@@ -164,9 +168,14 @@ def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet, keys_S, *
     active = ~np.array(state.stopping.stopped)
     train_state, train_loss = runner.epoch(state.train, train, runner.epoch_keys(keys_S, epoch),
                                            active)
-    val_loss, val_acc = runner.evaluate(train_state.params, train_state.batch_stats, val, active)
+    if val is None:
+      val_loss = val_acc = np.full(num_seeds, np.nan)
+    else:
+      val_loss, val_acc = runner.evaluate(train_state.params, train_state.batch_stats, val,
+                                          active)
     train_loss = train_loss.numpy()
-    bad = np.flatnonzero(active & (~np.isfinite(train_loss) | ~np.isfinite(val_loss)))
+    bad = np.flatnonzero(active & (~np.isfinite(train_loss)
+                                   | (~np.isfinite(val_loss) if val is not None else False)))
     if bad.size:
       raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "
                                f"at epoch {epoch}")

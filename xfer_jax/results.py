@@ -76,6 +76,7 @@ ADDED_FIELDS = {"data.min_labelled": 0.5, "data.check_units": True,
                 "data.allow_lost_classes": False, "model.conv": "xla", "model.stack_towers": False,
                 "sweep.size_cap": "grid", "train.stop_on": "val_loss",
                 "transfer.head_init": "random", "pool.balance": "none",
+                "adapt.budget": "windows", "adapt.selection": "oracle", "adapt.inner_fraction": 0.2,
                 # self-supervised sources' settings (configs/common.py's pretext_config)
                 "pretext.tasks": ["arrow_of_time", "permutation", "time_warp"],
                 "pretext.transform_prob": 0.5, "pretext.segments": 4,

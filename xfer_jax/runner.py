@@ -102,12 +102,17 @@ class EvalSet:
 
   chunks: tuple  # ((x_BxWx3, y_B, mask_B), ...)
   n: int = flax.struct.field(pytree_node=False)
+  # per-seed rows (S, B) per chunk: seed s scores only its rows (a validation set
+  # drawn from each seed's own labelled windows); None: every seed every row
+  seed_masks: tuple | None = None
+  rows_S: np.ndarray | None = flax.struct.field(pytree_node=False, default=None)
 
   @classmethod
-  def create(cls, x, y, batch_size: int):
+  def create(cls, x, y, batch_size: int, mask_SxN=None):
+    """mask_SxN (optional, host bools): which of the n rows each seed scores."""
     n = len(y)
     x, y = np.asarray(x), np.asarray(y, np.int32)
-    chunks, start = [], 0
+    chunks, masks, start = [], [], 0
     for size in chunk_rows(n, batch_size):
       real = min(size, n - start)
       xp = np.zeros((size, *x.shape[1:]), x.dtype)
@@ -115,8 +120,14 @@ class EvalSet:
       yp = np.zeros(size, np.int32)
       yp[:real] = y[start:start + real]
       chunks.append((jnp.asarray(xp), jnp.asarray(yp), jnp.asarray(np.arange(size) < real)))
+      if mask_SxN is not None:
+        mp = np.zeros((len(mask_SxN), size), bool)
+        mp[:, :real] = np.asarray(mask_SxN)[:, start:start + real]
+        masks.append(jnp.asarray(mp))
       start += size
-    return cls(tuple(chunks), n)
+    if mask_SxN is None:
+      return cls(tuple(chunks), n)
+    return cls(tuple(chunks), n, tuple(masks), np.asarray(mask_SxN).sum(1))
 
 
 # -- run settings (config.runtime), resolved once ----------------------------------------
@@ -252,6 +263,9 @@ class Runner:
         # one program for any evaluation set: fixed-size chunks driven from the host
         "eval_chunk": Program(lambda p, s, *batch: step.eval_step(p, s, batch),
                               (SEEDED, SEEDED, SHARED, SHARED, SHARED), (SEEDED,) * 3),
+        # the same with a row mask per seed (EvalSet.seed_masks)
+        "eval_chunk_per_seed": Program(lambda p, s, *batch: step.eval_step(p, s, batch),
+                                       (SEEDED, SEEDED, SHARED, SHARED, SEEDED), (SEEDED,) * 3),
     }
     self._compiled = {}
     once = _options(self._cpu, run_once=True)
@@ -397,22 +411,36 @@ class Runner:
     return self._keep_best(devices.seeded(mesh, best), state,
                            devices.replicated(mesh, improved_S))
 
-  def _eval_rows(self, mesh, params_S, stats_S, data: EvalSet):
+  def _eval_rows(self, mesh, params_S, stats_S, data: EvalSet, seed_masks=None):
     """(summed cross-entropy, correct count, predictions (S, rows)) over an EvalSet of
-    any size, by the one compiled program of eval_batch_size rows."""
-    program = self.program("eval_chunk", mesh)
-    chunks = [program(params_S, stats_S, *chunk) for chunk in data.chunks]
+    any size, by the one compiled program of eval_batch_size rows (seed_masks: the
+    part of data.seed_masks of these seeds)."""
+    if seed_masks is None:
+      program = self.program("eval_chunk", mesh)
+      chunks = [program(params_S, stats_S, *chunk) for chunk in data.chunks]
+    else:
+      program = self.program("eval_chunk_per_seed", mesh)
+      chunks = [program(params_S, stats_S, x, y, mask)
+                for (x, y, _), mask in zip(data.chunks, seed_masks)]
     ce, correct, predictions = zip(*chunks)
     return sum(ce[1:], ce[0]), sum(correct[1:], correct[0]), jnp.concatenate(predictions, 1)
 
   def evaluate(self, params_S, stats_S, data: EvalSet, active_S=None):
-    """Per seed: mean cross-entropy and accuracy over the real rows (numpy); NaN
-    for seeds whose chunk active_S skips (see epoch)."""
-    slices, _, outs = self._per_chunk(lambda *a: self._eval_rows(*a)[:2], num_seeds_of(params_S),
-                                   (params_S, stats_S), (data,), active_S)
+    """Per seed: mean cross-entropy and accuracy over the real rows (numpy), or over
+    each seed's own rows where data has seed masks; NaN for seeds whose chunk
+    active_S skips (see epoch)."""
+    if data.seed_masks is None:
+      slices, _, outs = self._per_chunk(
+          lambda mesh, p, s, d: self._eval_rows(mesh, p, s, d)[:2], num_seeds_of(params_S),
+          (params_S, stats_S), (data,), active_S)
+    else:
+      slices, _, outs = self._per_chunk(
+          lambda mesh, p, s, masks, d: self._eval_rows(mesh, p, s, d, masks)[:2],
+          num_seeds_of(params_S), (params_S, stats_S, data.seed_masks), (data,), active_S)
     ce = PerSeed(slices, [None if o is None else o[0] for o in outs]).numpy()
     correct = PerSeed(slices, [None if o is None else o[1] for o in outs]).numpy()
-    return ce / data.n, correct / data.n
+    rows = data.n if data.rows_S is None else data.rows_S
+    return ce / rows, correct / rows
 
   def predict(self, params_S, stats_S, data: EvalSet) -> np.ndarray:
     """Predicted classes (S, n) of the real rows."""

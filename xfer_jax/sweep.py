@@ -111,6 +111,10 @@ def check_grid(config) -> None:
   if not sweep.sizes or any(int(s) < 0 for s in sweep.sizes):
     raise SweepError(f"config.sweep.sizes {tuple(sweep.sizes)}: give positive sizes "
                      "(0 = the smallest train split)")
+  if config.adapt.get("budget") == "per_class" and any(int(s) <= 0 for s in sweep.sizes):
+    raise SweepError(f"config.sweep.sizes {tuple(sweep.sizes)}: with config.adapt.budget="
+                     "'per_class' a size is shots per class, at least 1 (0 means the train "
+                     "split only for budget='windows')")
   if sweep.get("size_cap", "grid") not in ("grid", "target"):
     raise SweepError(f"config.sweep.size_cap={sweep.size_cap!r}: expected 'grid' (every target "
                      "capped at the grid's smallest train split) or 'target' (its own)")
@@ -305,7 +309,8 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
       target = dataset(cell.target)
       # capacity = the largest size: a target's sizes of a batch or more share one
       # compilation (smaller ones are one batch of a power of two: Batches.create)
-      capacity = max(c.size for c in cells if c.target == cell.target)
+      capacity = max(c.size for c in cells if c.target == cell.target) * (
+          target.num_classes if config.adapt.get("budget") == "per_class" else 1)
       cell_start = time.monotonic()
       try:
         summary = experiment.adapt(_cell_config(config, cell), None, size=cell.size,
@@ -327,6 +332,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
                   "majority_macro_f1": majority["macro_f1"], "epochs": r["epochs"],
                   "best_epoch": r["best_epoch"], "num_classes": target.num_classes,
                   **{k: r[k] for k in ("probe_epochs", "probe_best_epoch") if k in r},
+                  **budget_fields(config, summary),
                   "wall_s": round(wall_s, 3), "task": f"{task_index}/{num_tasks}"}
                  for r in summary["per_seed"] if r["seed"] in want]
       if is_primary():
@@ -340,6 +346,18 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
           "mean_cell_s": (time.monotonic() - start) / len(todo) if todo else 0.0,
           "seeds": experiment.seeds(config), "config_key": key,
           "sizes": sorted({c.size for c in cells}), "pairs": len(pairs(config))}
+
+
+def budget_fields(config, summary: Mapping) -> dict:
+  """A record's label budget where it is not the paper's (size windows in all, the
+  target's val split selecting): the budget, the selection and every labelled
+  window the cell read per seed (records of the default grid stay as they were)."""
+  adapt = config.adapt
+  if adapt.get("budget", "windows") == "windows" and adapt.get("selection", "oracle") == "oracle":
+    return {}
+  return {"budget": adapt.budget, "selection": adapt.selection,
+          "labelled_windows": summary["labelled_windows"],
+          "selection_windows": summary["selection_windows"]}
 
 
 def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True,

@@ -46,3 +46,40 @@ def cap_sizes(sizes: Sequence[int], train_sizes: Sequence[int]) -> list[int]:
   cap = int(min(train_sizes))
   capped = sorted({cap if s <= 0 else min(int(s), cap) for s in sizes})
   return capped
+
+
+def shots_per_class(y_N: np.ndarray, shots: int, seed: int, class_names: Sequence[str] = (),
+                    dataset: str = "") -> np.ndarray:
+  """shots windows of every class of the train split (indices, sorted); nested across
+  shot counts for one seed. A class with fewer windows is an error naming it."""
+  y_N = np.asarray(y_N)
+  classes, counts = np.unique(y_N, return_counts=True)
+  short = [(int(c), int(n)) for c, n in zip(classes, counts) if n < shots]
+  if shots < 1 or short:
+    named = ", ".join(f"{class_names[c] if c < len(class_names) else c} ({n})" for c, n in short)
+    raise DataError(f"config.adapt.size={shots} shots per class (config.adapt.budget="
+                    f"'per_class'): {dataset or 'the target'}'s train split has fewer windows "
+                    f"of class(es) {named}" if short else
+                    f"config.adapt.size={shots}: shots per class must be at least 1")
+  rng = np.random.default_rng(seed)
+  picked = [rng.permutation(np.flatnonzero(y_N == c))[:shots] for c in classes]
+  return np.sort(np.concatenate(picked))
+
+
+def inner_validation(y_N: np.ndarray, rows_Sxn: np.ndarray, fraction: float, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """Each seed's labelled rows split into (train rows (S, n - v), validation rows
+  (S, v)), v = max(1, round(fraction x n)) the same for every seed, the validation
+  rows spread over the classes as stratified_order spreads a prefix."""
+  y_N = np.asarray(y_N)
+  n = rows_Sxn.shape[1]
+  v = max(1, round(fraction * n))
+  if v >= n:
+    raise DataError(f"config.adapt.inner_fraction={fraction} of {n} labelled window(s) leaves "
+                    "none to train: give a larger budget or selection='fixed'")
+  train, val = [], []
+  for s, rows in enumerate(rows_Sxn):
+    order = stratified_order(y_N[rows], seed + s)
+    val.append(np.sort(rows[order[:v]]))
+    train.append(np.sort(rows[order[v:]]))
+  return np.stack(train), np.stack(val)
