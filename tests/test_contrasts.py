@@ -38,9 +38,10 @@ def test_a_planted_effect_is_found_and_its_size_recovered():
 
 def test_without_an_effect_false_positives_stay_near_alpha():
   """Five seeds, eight cells, 200 simulated studies: the t with Satterthwaite's
-  degrees of freedom keeps the rate at or under alpha (a normal would not)."""
+  degrees of freedom keeps the rate at or under alpha (2 % here; the normal in its
+  place rejects 8 % of these studies)."""
   rate = _rejects(np.random.default_rng(1), 0.0, 200)
-  assert 0.005 <= rate <= 0.08
+  assert 0.005 <= rate <= 0.065
 
 
 def test_a_zero_effect_is_equivalent_at_a_generous_margin_and_inconclusive_at_a_tight_one():
