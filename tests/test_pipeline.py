@@ -89,3 +89,14 @@ def test_synthetic_is_not_trivially_separable(data_config):
   clf = LogisticRegression(max_iter=2000).fit(features(train.x_NxWx3), train.y_N)
   accuracy = clf.score(features(test.x_NxWx3), test.y_N)
   assert 0.3 < accuracy < 0.97
+
+
+def test_the_majority_baseline_says_a_class_the_test_split_holds():
+  """HMP's case: the train split's most frequent class never occurs in its test split;
+  the baseline then says the most frequent of the classes the test split holds."""
+  from xfer_jax import metrics
+  y_train = np.array([0, 0, 0, 0, 1, 1, 2])
+  y_test = np.array([1, 1, 2, 2, 2])
+  majority = metrics.majority_baseline(y_train, y_test, 3)
+  assert majority["class"] == 1 and majority["micro_f1"] == pytest.approx(0.4)
+  assert metrics.majority_baseline(y_train, np.array([0, 1]), 3)["class"] == 0

@@ -57,7 +57,8 @@ class Prepared:
     return self.class_names != (UNLABELLED,)
 
   def majority(self) -> dict:
-    """The majority-class baseline: the train split's most frequent class, scored on
+    """The majority-class baseline: the train split's most frequent class among those the
+    test split holds (metrics.majority_baseline), scored on
     the test split (the one definition every output uses)."""
     return metrics.majority_baseline(self.splits["train"].y_N, self.splits["test"].y_N,
                                      self.num_classes)
