@@ -59,6 +59,11 @@ def test_a_zero_effect_is_equivalent_at_a_generous_margin_and_inconclusive_at_a_
   assert [r["verdict"] for r in generous if r["metric"] == "micro_f1"] == ["equivalent"]
   tight = contrasts.analyse(records, Design((contrast,), margin=0.05))
   assert [r["verdict"] for r in tight if r["metric"] == "micro_f1"] == ["inconclusive"]
+  # an arm still to run: said so, and left out of the Holm family until it has
+  later = Contrast("later", Arm("b"), Arm("baseline"))
+  rows = contrasts.analyse(records, Design((contrast, later), margin=5.0))
+  assert [r["verdict"] for r in rows if r["metric"] == "micro_f1"] == ["equivalent",
+                                                                         "no records yet"]
 
 
 def test_the_projected_minimum_detectable_effect_matches_simulation():

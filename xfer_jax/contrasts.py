@@ -46,6 +46,10 @@ class ContrastError(UserError, ValueError):
   """A contrast that cannot be estimated; the message names it and the numbers."""
 
 
+class EmptyArm(ContrastError):
+  """An arm without records (yet: a study in progress)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Arm:
   """Records of a study: a strategy grid, and within it one source label (the
@@ -111,7 +115,7 @@ def differences(records: Sequence[Mapping], contrast: Contrast, metric: str = "m
   control = [r for r in records if contrast.control.matches(r)]
   if not treated or not control:
     empty = contrast.treated if not treated else contrast.control
-    raise ContrastError(f"contrast {contrast.name!r}: arm {empty} has no records")
+    raise EmptyArm(f"contrast {contrast.name!r}: arm {empty} has no records")
   against_baseline = contrast.control.strategy == BASELINE
   free = [f for f, fixed in (("arm_source", "source"), ("blocks", "blocks"))
           if not against_baseline and getattr(contrast.treated, fixed) is None
@@ -218,18 +222,27 @@ def verdict(estimate: float, p_holm: float, p_equivalence_holm: float, alpha: fl
 
 def analyse(records: Sequence[Mapping], design: Design) -> list[dict]:
   """Every primary contrast on every metric: estimate, interval, Holm-adjusted p
-  (over the contrasts of one metric) and verdict."""
+  (over the contrasts of one metric) and verdict. A contrast one of whose arms has
+  no records yet reads "no records yet" (Holm then adjusts over the others, so its
+  p-values are provisional until every arm has run)."""
   rows = []
   for metric in METRICS:
     family = []
     for contrast in design.contrasts:
-      result = estimate(differences(records, contrast, metric))
+      try:
+        result = estimate(differences(records, contrast, metric))
+      except EmptyArm:
+        family.append({"contrast": contrast.name, "metric": metric, "estimate": None,
+                       "se": None, "df": None, "cells": 0, "replicates": 0, "ci95": None,
+                       "p": None, "p_equivalence": None})
+        continue
       family.append({"contrast": contrast.name, "metric": metric, **result,
                      **test(result, design.margin, design.alpha)})
     for row, p, q in zip(family, stats.holm([r["p"] for r in family]),
                          stats.holm([r["p_equivalence"] for r in family])):
       row.update(p_holm=p, p_equivalence_holm=q,
-                 verdict=verdict(row["estimate"], p, q, design.alpha))
+                 verdict="no records yet" if row["estimate"] is None else
+                 verdict(row["estimate"], p, q, design.alpha))
     rows += family
   return rows
 

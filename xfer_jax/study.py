@@ -108,7 +108,8 @@ def primary_lines(records: Sequence[Mapping], design: contrasts.Design) -> list[
   rows = contrasts.analyse(records, design)
   table = [{"contrast": r["contrast"], "metric": r["metric"].replace("_", "-"),
             "cells": r["cells"], "replicates": r["replicates"],
-            "difference (95% CI)": _pts(r["estimate"] / 100, r["ci95"] / 100),
+            "difference (95% CI)": "" if r["estimate"] is None else
+            _pts(r["estimate"] / 100, r["ci95"] / 100),
             "p (Holm)": _p(r["p_holm"]), "p equivalence (Holm)": _p(r["p_equivalence_holm"]),
             "verdict": r["verdict"]} for r in rows]
   return ["## The declared questions", "",
@@ -128,7 +129,11 @@ def power_rows(records: Sequence[Mapping], design: contrasts.Design,
   replicates (seeds x folds), and the replicates a target difference needs."""
   rows = []
   for contrast in design.contrasts:
-    differences = contrasts.differences(records, contrast)
+    try:
+      differences = contrasts.differences(records, contrast)
+    except contrasts.EmptyArm:
+      rows.append({"contrast": contrast.name, "cells": 0})
+      continue
     components = contrasts.variance_components(differences)
     cells, family = len({d["cell"] for d in differences}), len(design.contrasts)
     mde = {n: contrasts.minimum_detectable(components, cells, n, family) for n in replicates}
@@ -163,32 +168,39 @@ def questions_markdown(root: str | os.PathLike, design_path: str | os.PathLike |
 
 
 def source_models(root: str | os.PathLike) -> list[dict]:
-  """Per source model of ROOT/sources: its train windows and classes, and over its
-  seeds the epochs it ran and its micro-F1 on its own test split."""
+  """Per source model of ROOT/sources: its train windows and classes (or pretext
+  outputs), and over its seeds the epochs it ran and its score on its own test
+  split: micro-F1, or a self-supervised source's pretext accuracy."""
   rows = []
   for path in sorted(Path(root).glob(f"{SOURCES}/*/result.json")):
     try:
       result = json.loads(path.read_text())
       seeds = result["per_seed"]
-      epochs, f1 = [s["epochs"] for s in seeds], [s["micro_f1"] for s in seeds]
-      windows, classes = result["train_windows"], result["num_classes"]
-    except (ValueError, KeyError, TypeError) as e:
+      score = "micro_f1" if "micro_f1" in seeds[0] else "pretext_accuracy"
+      epochs, scores = [s["epochs"] for s in seeds], [s[score] for s in seeds]
+      windows = result["train_windows"]
+      classes = result.get("num_classes") or "/".join(result["pretext_outputs"])
+    except (ValueError, KeyError, TypeError, IndexError) as e:
       raise StudyError(f"{path}: expected a source model's result.json (per_seed epochs and "
-                       f"micro_f1, train_windows, num_classes): {e!r}") from None
-    rows.append({"source": path.parent.name, "train windows": windows, "classes": classes,
-                 "seeds": len(seeds), "epochs": f"{min(epochs)}–{max(epochs)}",
-                 "test micro-F1": f"{100 * float(np.mean(f1)):.1f}"})
+                       f"micro_f1 or pretext_accuracy, train_windows, num_classes or "
+                       f"pretext_outputs): {e!r}") from None
+    rows.append({"source": path.parent.name, "train windows": windows,
+                 "classes (or pretext outputs)": classes, "seeds": len(seeds),
+                 "epochs": f"{min(epochs)}–{max(epochs)}",
+                 "test score": f"{'micro-F1' if score == 'micro_f1' else 'pretext accuracy'} "
+                               f"{100 * float(np.mean(scores)):.1f}"})
   return rows
 
 
 def publish(run_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
   """Copies a running study's records into out_dir (each grid's sweep.json and
-  results*.jsonl, each source's result.json; checkpoints stay behind), each file
+  results*.jsonl, each source's result.json, the design; checkpoints stay behind), each file
   atomically, so out_dir can be committed while the study goes on."""
   run_root, out_dir = Path(run_root), Path(out_dir)
   files = [p for folder in sorted(p.parent for p in run_root.glob(f"*/{results.GRID_FILE}"))
            for p in [folder / results.GRID_FILE, *results.results_files(folder)]]
   files += sorted(run_root.glob(f"{SOURCES}/*/result.json"))
+  files += [run_root / DESIGN_FILE] if (run_root / DESIGN_FILE).exists() else []
   for path in files:
     write_bytes(out_dir / path.relative_to(run_root), path.read_bytes())
   return [out_dir / path.relative_to(run_root) for path in files]
@@ -523,7 +535,8 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
       "![Gain over the baseline per strategy, target and size](gains.png)", "",
       *(primary_lines(records, design) if design is not None else []),
       "## What has run", "", format_markdown(coverage(rows, grids)), "",
-      *(["The source models (every seed; micro-F1 in % on the source's own test split):", "",
+      *(["The source models (every seed; in % on the source's own test split: micro-F1, "
+         "or a self-supervised source's pretext accuracy on its held-out windows):", "",
          format_markdown(list(sources)), ""] if sources else []),
       "## Transfer against the baseline", "",
       f"**{wins} significant wins and {losses} significant losses among {len(transfer_rows)} "
