@@ -21,6 +21,11 @@ def data_config() -> ConfigDict:
       split_rule="auto",  # subject split with >= 3 subjects, else by activity occurrence
       split_fractions=(0.4, 0.1, 0.5),
       split_seed=0,
+      # subject-wise folds (xfer_jax/data/splits.py): folds >= 3 groups of subjects (or of
+      # each class's occurrences); fold f tests group f, validates on f + 1, trains on the
+      # rest; 0 = the fixed split_fractions split
+      folds=0,
+      fold=0,
       cache_dir="",  # "" = $XFER_JAX_CACHE or ~/.cache/xfer_jax
       data_dir="",  # "" = $XFER_JAX_DATA_DIR; where the real datasets' files are
       # your own datasets, by name: {name: {reader, path, options, preprocess}}

@@ -86,3 +86,55 @@ def test_no_window_crosses_a_split_or_recording(name, data_config):
   for piece in prepared.assignment:
     samples_25hz = (piece["stop"] - piece["start"]) * 25 / (96 if name == "syn_skoda" else 50)
     assert piece["windows"] <= max(0, (samples_25hz - window) // step + 1) + 1
+
+
+def _subjects(count, seed=0):
+  """count subjects, one recording each, of different lengths."""
+  rng = np.random.default_rng(seed)
+  recordings = []
+  for s in range(count):
+    acc = (rng.normal(0, 0.1, (25 * int(rng.integers(60, 200)), 3)) + [0, 0, 1]).astype(np.float32)
+    recordings.append(Recording(acc_Tx3=acc, labels_T=np.zeros(len(acc), np.int32), subject=s,
+                                recording_id=f"s{s}", rate_hz=25.0, source_units="g"))
+  return RawDataset(DatasetSpec("folded", {0: "walk"}, rate_hz=25.0), recordings)
+
+
+def test_subject_folds_are_disjoint_and_test_every_subject_once():
+  ds = _subjects(7)
+  tested = []
+  for fold in range(5):
+    rule, pieces = assign_splits(ds, "subject", (0.4, 0.1, 0.5), 0, folds=5, fold=fold)
+    by_split = {s: {ds.recordings[p.recording].subject for p in pieces if p.split == s}
+                for s in ("train", "val", "test")}
+    assert all(by_split.values())  # every split holds subjects
+    assert not (by_split["train"] & by_split["val"] or by_split["train"] & by_split["test"]
+                or by_split["val"] & by_split["test"])
+    tested.append(by_split["test"])
+  assert sorted(s for group in tested for s in group) == list(range(7))  # each once
+  # without folds the split is the one it always was
+  assert assign_splits(ds, "subject", (0.4, 0.1, 0.5), 0) == assign_splits(
+      ds, "subject", (0.4, 0.1, 0.5), 0, folds=0, fold=3)
+
+
+@pytest.mark.parametrize("folds,fold,message", [
+    (8, 0, r"config.data.folds=8: dataset 'folded' has 7 subjects, so at most 7"),
+    (2, 0, r"config.data.folds=2: a fold set needs at least 3 groups"),
+    (4, 4, r"config.data.fold=4: expected 0..3"),
+])
+def test_impossible_folds_are_one_line_errors(folds, fold, message):
+  with pytest.raises(DataError, match=message):
+    assign_splits(_subjects(7), "subject", (0.4, 0.1, 0.5), 0, folds=folds, fold=fold)
+
+
+def test_real_target_folds_rotate_its_test_subjects(data_config):
+  shared_file("hmp_wrist.npz")
+  data_config.folds = 4
+  tested = []
+  for fold in range(4):
+    data_config.fold = fold
+    prepared = prepare("hmp", data_config)
+    subjects = {s: set(np.unique(prepared.splits[s].subject_N)) for s in ("train", "val", "test")}
+    assert not subjects["train"] & subjects["test"] and not subjects["val"] & subjects["test"]
+    tested.append(subjects["test"])
+  assert len(set().union(*tested)) == 16  # HMP's 16 volunteers, each tested once
+  assert sum(len(t) for t in tested) == 16

@@ -349,13 +349,15 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
 
 
 def budget_fields(config, summary: Mapping) -> dict:
-  """A record's label budget where it is not the paper's (size windows in all, the
-  target's val split selecting): the budget, the selection and every labelled
-  window the cell read per seed (records of the default grid stay as they were)."""
+  """A record's fold, where the grid runs one (config.data.folds), and its label
+  budget where it is not the paper's (size windows in all, the target's val split
+  selecting): the budget, the selection and every labelled window the cell read
+  per seed (records of the default grid stay as they were)."""
   adapt = config.adapt
+  fold = {"fold": config.data.fold} if config.data.get("folds") else {}
   if adapt.get("budget", "windows") == "windows" and adapt.get("selection", "oracle") == "oracle":
-    return {}
-  return {"budget": adapt.budget, "selection": adapt.selection,
+    return fold
+  return {**fold, "budget": adapt.budget, "selection": adapt.selection,
           "labelled_windows": summary["labelled_windows"],
           "selection_windows": summary["selection_windows"]}
 

@@ -124,14 +124,19 @@ def resolve_dataset(dataset: str | Mapping, data_config: Mapping | None = None) 
 _LOCATIONS = ("cache_dir", "data_dir", "datasets")
 # the config.data fields a dataset's entry may set for itself (registry.py)
 PREPROCESS_FIELDS = {"label_rule", "min_labelled", "step_s", "max_interp_gap_s", "split_rule",
-                     "split_fractions", "split_seed", "check_units", "allow_lost_classes"}
+                     "split_fractions", "split_seed", "check_units", "allow_lost_classes",
+                     "folds", "fold"}
 
 
 def dataset_config(entry: Mapping, data_config: Mapping) -> dict:
   """config.data as one dataset sees it: its entry's preprocess fields over the
   config's, without the location fields."""
-  return {**{k: v for k, v in dict(data_config).items() if k not in _LOCATIONS},
-          **entry.get("preprocess", {})}
+  merged = {**{k: v for k, v in dict(data_config).items() if k not in _LOCATIONS},
+             **entry.get("preprocess", {})}
+  if not merged.get("folds"):  # off: prepared (and cached) as before folds existed
+    merged.pop("folds", None)
+    merged.pop("fold", None)
+  return merged
 
 
 def check_data_config(data_config: Mapping, name: str) -> None:
@@ -163,7 +168,8 @@ def _windows_of(raw: RawDataset, config: Mapping) -> tuple[dict, dict]:
     raise DataError(f"dataset {raw.spec.name!r}: no recording has two consecutive valid samples")
   gap_free = dataclasses.replace(raw, recordings=recordings)
   rule, pieces = assign_splits(gap_free, config["split_rule"], tuple(config["split_fractions"]),
-                               int(config["split_seed"]))
+                               int(config["split_seed"]), folds=int(config.get("folds", 0)),
+                               fold=int(config.get("fold", 0)))
   parts = {s: {k: [] for k in ARRAYS} for s in SPLITS}
   # what the window length costs, per split: pieces without a window, and the
   # classes present in the samples against those left in the windows
