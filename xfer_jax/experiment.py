@@ -215,8 +215,9 @@ def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *
       "train_windows": int(batches.n_valid), "test_windows": int(len(test.y_N)),
       # what picked each seed's epoch, how many labelled windows per seed it read, and
       # the labelled windows per seed the cell's budget spent (training and selection)
-      "selection": selection, "selection_windows": selection_windows,
-      "labelled_windows": int(batches.n_valid) + (selection_windows if selection == INNER else 0),
+      **({"selection": selection, "selection_windows": selection_windows,
+          "labelled_windows": int(batches.n_valid) + (selection_windows if selection == INNER
+                                                      else 0)} if supervised else {}),
       **({"majority": prepared.majority()} if supervised else {}),
       "per_seed": per_seed, "wall_s": time.monotonic() - t0,
       **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in headline},

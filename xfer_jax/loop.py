@@ -174,8 +174,8 @@ def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet | None, ke
       val_loss, val_acc = runner.evaluate(train_state.params, train_state.batch_stats, val,
                                           active)
     train_loss = train_loss.numpy()
-    bad = np.flatnonzero(active & (~np.isfinite(train_loss)
-                                   | (~np.isfinite(val_loss) if val is not None else False)))
+    bad_val = np.zeros(num_seeds, bool) if val is None else ~np.isfinite(val_loss)
+    bad = np.flatnonzero(active & (~np.isfinite(train_loss) | bad_val))
     if bad.size:
       raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "
                                f"at epoch {epoch}")
