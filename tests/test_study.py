@@ -117,7 +117,7 @@ def test_summary_answers_each_question_from_the_records(root):
   # k is shown where it decides what is transferred
   assert study._cell({"strategy": "spectral", "source": "a", "blocks": 1}, grids) == "spectral, a"
   assert study._cell({"strategy": "freeze", "source": "a", "blocks": 2}, grids) == "freeze, a, k=2"
-  assert "| a | 900 | 6 | 5 | 10–14 | 72.0 |" in text  # the source model, from its result.json
+  assert "| a | 900 | 6 | 5 | 10–14 | micro-F1 72.0 |" in text  # the source model, its result.json
   csv_header = (root / "out" / "results.csv").read_text().splitlines()[0]
   assert csv_header.startswith("target,strategy,source,size,blocks")
   assert set(paths) == {"summary", "csv", "gains"}
