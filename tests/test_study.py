@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from xfer_jax import results, stats, study
+from xfer_jax import report, results, stats, study
 
 SEEDS = range(5)
 NOISE = np.array([0.010, -0.004, 0.007, -0.012, 0.002])  # per seed, shared by every cell
@@ -272,3 +272,36 @@ def test_declared_questions_lead_the_summary_and_size_the_next_study(root):
     study.read_design(root)
   with pytest.raises(study.StudyError, match="no such design file"):
     study.read_design(root, root / "absent.json")
+
+
+def test_a_fold_set_is_one_grid_per_strategy_paired_by_fold_and_seed(tmp_path):
+  """ROOT/<strategy>/<fold>/: the folds' seeds repeat, so a replicate is (fold, seed);
+  a fold's gain is paired with the baseline of the same fold."""
+  for strategy, blocks, baseline in (("baseline", [], True), ("freeze", [1], False)):
+    for fold in (0, 1):
+      fields = {"train.num_seeds": 5, "sweep.sizes": [20], "sweep.pairs": ["a->t"],
+                "sweep.blocks": blocks, "sweep.baseline": baseline, "transfer.mode": strategy,
+                "data.folds": 2, "data.fold": fold}
+      folder = tmp_path / strategy / f"fold_{fold}"
+      folder.mkdir(parents=True)
+      key = results.claim_grid(folder, fields)
+      base = 0.4 + 0.2 * fold + NOISE  # the folds differ a lot; the gain is +3 in each
+      values = base + (0.03 + NOISE[::-1] / 10 if strategy == "freeze" else 0)
+      results.append(folder / "results.jsonl", [
+          {"config_key": key, "target": "t", "source": None if baseline else "a", "size": 20,
+           "blocks": 0 if baseline else 1, "seed": s, "fold": fold, "micro_f1": float(v),
+           "macro_f1": float(v), "majority_micro_f1": 0.2, "majority_macro_f1": 0.1,
+           "epochs": 9, "best_epoch": 4, "num_classes": 4} for s, v in zip(SEEDS, values)])
+  records, grids = study.load(tmp_path)
+  assert len(records) == 20 and set(grids) == {"baseline", "freeze"}
+  rows = report.aggregate(records)
+  freeze = next(r for r in rows if r["source"] == "a")
+  assert freeze["n"] == 10
+  # paired within its fold, the gain is 3 points with a small spread; a pairing across
+  # folds (seed alone) would mix folds 20 points apart
+  assert freeze["micro_f1_gain"] == pytest.approx(0.03, abs=0.002)
+  assert freeze["micro_f1_gain_std"] < 0.01
+  design = study.contrasts.Design((study.contrasts.Contrast(
+      "freeze", study.contrasts.Arm("freeze"), study.contrasts.Arm("baseline")),), margin=2.0)
+  [micro, _] = study.contrasts.analyse(records, design)
+  assert micro["replicates"] == 10 and micro["verdict"] == "better"

@@ -36,6 +36,12 @@ from xfer_jax.data.atomic import write_bytes, write_text
 METRICS = ("micro_f1", "macro_f1")
 
 
+def replicate(record: Mapping):
+  """What pairs a record with its baseline: its seed, or (fold, seed) in a record of
+  a fold set (config.data.folds), whose seeds repeat in every fold."""
+  return (record["fold"], record["seed"]) if "fold" in record else record["seed"]
+
+
 def aggregate(records: Sequence[Mapping]) -> list[dict]:
   """One row per (target, source, size, blocks), and strategy where records name
   one (several grids read together: xfer_jax/study.py): mean, std and n over
@@ -45,7 +51,7 @@ def aggregate(records: Sequence[Mapping]) -> list[dict]:
   by_seed: dict[int, dict[int, Mapping]] = {}  # id(row) -> its records by seed
   seen = set()
   for r in records:
-    record = (r.get("strategy"), *results.record_id(r))
+    record = (r.get("strategy"), r.get("fold"), *results.record_id(r))
     if record in seen:  # an overlapping slice's duplicate: count once
       continue
     seen.add(record)
@@ -65,7 +71,7 @@ def aggregate(records: Sequence[Mapping]) -> list[dict]:
     # the epoch whose weights were kept: a baseline stuck near 0 never got going
     row["best_epoch_mean"] = float(np.mean([r["best_epoch"] for r in group]))
     rows.append(row)
-    by_seed[id(row)] = {r["seed"]: r for r in group}
+    by_seed[id(row)] = {replicate(r): r for r in group}
   baseline = {(r["target"], r["size"]): r for r in rows if r["source"] == "baseline"}
   for r in rows:
     base = baseline.get((r["target"], r["size"]))

@@ -47,6 +47,7 @@ SOURCES = "sources"  # ROOT/sources/<source>/result.json: what each source model
 # {"margin": points, "primary": [{"name", "treated": {"strategy", "source"?,
 # "blocks"?}, "control": {...}}]}
 DESIGN_FILE = "design.json"
+FOLD_FIELD = "data.fold"  # a fold set's grids differ in it alone
 # the fields a strategy may change; every other grid field is shared by the study. The
 # epoch cap is one: a strategy that trains its copies at a fraction of the learning
 # rate needs more epochs before early stopping ends it, and a cell that stops early
@@ -61,20 +62,34 @@ class StudyError(results.ResultsError):
   """Strategy grids that cannot be compared; the message names the folder and field."""
 
 
+def grid_folders(root: Path) -> list[Path]:
+  """Each strategy's sweep workdirs: ROOT/<strategy>/ itself or, for a fold set, one
+  workdir per fold below it (ROOT/<strategy>/<fold>/: config.data.fold is a grid
+  field, so each fold is its own grid)."""
+  return sorted({p.parent for pattern in (f"*/{results.GRID_FILE}", f"*/*/{results.GRID_FILE}")
+                 for p in root.glob(pattern)})
+
+
 def load(root: str | os.PathLike) -> tuple[list[dict], dict[str, dict]]:
-  """(records tagged with their strategy, {strategy: grid fields}) of ROOT's grids."""
+  """(records tagged with their strategy, {strategy: grid fields}) of ROOT's grids;
+  a strategy's fold workdirs are one grid but for config.data.fold."""
   root = Path(root)
-  folders = sorted(p.parent for p in root.glob(f"*/{results.GRID_FILE}"))
+  folders = grid_folders(root)
   if not folders:
     raise StudyError(f"{root}: no <strategy>/{results.GRID_FILE} below it; expected one sweep "
-                     "workdir per strategy (launch/real_v2.sh)")
+                     "workdir per strategy (launch/real_v2.sh), or one per fold below it")
   records, grids = [], {}
   for folder in folders:
     if not results.results_files(folder):
       continue  # a grid that has not recorded a cell yet
     grid_records, fields = results.load([folder])
-    grids[folder.name] = fields
-    records += [{**r, "strategy": folder.name,
+    strategy = folder.relative_to(root).parts[0]
+    fields = {k: v for k, v in fields.items() if k != FOLD_FIELD}
+    if strategy in grids and grids[strategy] != fields:
+      raise StudyError(f"{folder}: its grid differs from the other folds of {strategy!r} in "
+                       f"more than the fold ({results.describe_differences(fields, grids[strategy])})")
+    grids[strategy] = fields
+    records += [{**r, "strategy": strategy,
                  "arm_source": r["source"] and pooled_label(r["source"], r["target"])}
                 for r in grid_records]
   if BASELINE not in grids:
@@ -197,7 +212,7 @@ def publish(run_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Pat
   results*.jsonl, each source's result.json, the design; checkpoints stay behind), each file
   atomically, so out_dir can be committed while the study goes on."""
   run_root, out_dir = Path(run_root), Path(out_dir)
-  files = [p for folder in sorted(p.parent for p in run_root.glob(f"*/{results.GRID_FILE}"))
+  files = [p for folder in grid_folders(run_root)
            for p in [folder / results.GRID_FILE, *results.results_files(folder)]]
   files += sorted(run_root.glob(f"{SOURCES}/*/result.json"))
   files += [run_root / DESIGN_FILE] if (run_root / DESIGN_FILE).exists() else []
@@ -206,11 +221,13 @@ def publish(run_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Pat
   return [out_dir / path.relative_to(run_root) for path in files]
 
 
-def seed_values(records: Sequence[Mapping], metric: str = "micro_f1") -> dict[tuple, dict[int, float]]:
-  """{(strategy, target, source, size, blocks): {seed: value}}."""
-  out: dict[tuple, dict[int, float]] = collections.defaultdict(dict)
+def seed_values(records: Sequence[Mapping], metric: str = "micro_f1") -> dict[tuple, dict]:
+  """{(strategy, target, source, size, blocks): {replicate: value}}, a replicate
+  being a seed (report.replicate: (fold, seed) where a study runs folds)."""
+  out: dict[tuple, dict] = collections.defaultdict(dict)
   for r in records:
-    out[(r["strategy"], r["target"], r["source"], r["size"], r["blocks"])][r["seed"]] = r[metric]
+    out[(r["strategy"], r["target"], r["source"], r["size"], r["blocks"])][
+        report.replicate(r)] = r[metric]
   return out
 
 
@@ -426,10 +443,10 @@ def below_half_the_baseline(records: Sequence[Mapping]) -> tuple[int, int]:
   """(runs whose micro-F1 is under half their seed's baseline on the same windows, runs
   with such a baseline): a strategy that sometimes fails outright, where a mean gain
   cannot tell it from one a little worse everywhere."""
-  base = {(r["target"], r["size"], r["seed"]): r["micro_f1"] for r in records
-          if r["strategy"] == BASELINE}
-  paired = [(r["micro_f1"], base[r["target"], r["size"], r["seed"]]) for r in records
-            if r["strategy"] != BASELINE and (r["target"], r["size"], r["seed"]) in base]
+  key = lambda r: (r["target"], r["size"], report.replicate(r))
+  base = {key(r): r["micro_f1"] for r in records if r["strategy"] == BASELINE}
+  paired = [(r["micro_f1"], base[key(r)]) for r in records
+            if r["strategy"] != BASELINE and key(r) in base]
   return sum(value < base_value / 2 for value, base_value in paired), len(paired)
 
 
