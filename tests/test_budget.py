@@ -104,3 +104,13 @@ def test_records_of_a_budgeted_grid_say_what_they_spent(smoke_config):
   config.adapt.selection = "inner"
   assert sweep.budget_fields(config, {"labelled_windows": 20, "selection_windows": 4}) == {
       "budget": "windows", "selection": "inner", "labelled_windows": 20, "selection_windows": 4}
+
+
+def test_a_summary_says_which_labels_its_cells_read():
+  from xfer_jax import report
+  assert "(oracle selection)" in report.labels_spent({})  # a grid saved before the fields
+  inner = report.labels_spent({"adapt.budget": "per_class", "adapt.selection": "inner",
+                               "adapt.inner_fraction": 0.2})
+  assert inner == ("Each cell adapts on k labelled windows of every class; each seed's epoch "
+                   "is picked by 20% of each seed's own budget, which does not train (every "
+                   "label inside the budget).")

@@ -285,12 +285,26 @@ def power_lines(transfer_rows: Sequence[Mapping]) -> list[str]:
           f"{min(detectable):.1f} to {max(detectable):.1f}). {uncorrected}", ""]
 
 
+def labels_spent(grid: Mapping) -> str:
+  """What a grid's cells read of the target's labels (config.adapt), in a sentence."""
+  budget = grid.get("adapt.budget", "windows")
+  size = "k labelled windows of every class" if budget == "per_class" else "n labelled windows"
+  selection = grid.get("adapt.selection", "oracle")
+  picks = {"oracle": "the target's whole validation split, labels beyond the budget (oracle "
+                     "selection)",
+           "inner": f"{grid.get('adapt.inner_fraction', 0.2):.0%} of each seed's own budget, "
+                    "which does not train (every label inside the budget)",
+           "fixed": "nothing: every epoch trained, the last kept (every label inside the "
+                    "budget)"}[selection]
+  return f"Each cell adapts on {size}; each seed's epoch is picked by {picks}."
+
+
 def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: Mapping) -> str:
   pairs = pair_summaries(rows)
   seeds = sorted({r["seed"] for r in records})
   lines = ["# Transfer vs baseline", "",
            f"{len(records)} records, {len(rows)} cells, seeds {seeds}; config key "
-           f"`{records[0]['config_key'] if records else '-'}`.",
+           f"`{records[0]['config_key'] if records else '-'}`. {labels_spent(grid)}",
            "Gains are points of micro-F1 (macro-F1 beside it) of the mean over seeds, "
            "against the baseline trained on the same adaptation windows; ± is the std of "
            "the per-seed gains. A win or loss is significant where the paired t-test over "

@@ -544,7 +544,7 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
       f"sizes {base['sweep.sizes']}; targets "
       + ", ".join(f"{t} ({c} classes)" for t, c in sorted(classes.items()))
       + f"; at most {_caps(grids)} epochs, patience {base['train.patience']}; "
-      f"batch-norm momentum {base['model.bn_momentum']}.", "",
+      f"batch-norm momentum {base['model.bn_momentum']}. {report.labels_spent(base)}", "",
       "Micro-F1 in %; a gain is the mean of the per-seed differences against the baseline "
       "on the same windows, in points, ± the half-width of its 95 % t-interval. Significant "
       f"= paired t over seeds, {stats.CORRECTION}-corrected within the question's family, "
