@@ -219,3 +219,16 @@ def test_a_refused_sweep_leaves_no_new_files(smoke_config, tmp_path):
   with pytest.raises(results.ResultsError, match="train.max_epochs"):
     sweep.run(other, tmp_path, progress=False)
   assert sorted(tmp_path.rglob("*")) == listing
+
+
+def test_files_written_atomically_get_the_mode_the_umask_gives(tmp_path):
+  """Reports, sweep.json and results were 0600 (mkstemp's mode): a collaborator on a
+  shared machine could not read them."""
+  import os
+  import stat
+
+  from xfer_jax.data import atomic
+  atomic.write_text(tmp_path / "summary.md", "ok")
+  mode = stat.S_IMODE(os.stat(tmp_path / "summary.md").st_mode)
+  assert mode == 0o666 & ~atomic._UMASK
+  assert mode & 0o044 or atomic._UMASK & 0o044  # readable by others unless the umask forbids

@@ -8,15 +8,32 @@ import tempfile
 from pathlib import Path
 
 
+def _process_umask() -> int:
+  """The process's umask, read without changing it where Linux shows it (setting it
+  to read it races with threads creating files, e.g. orbax's checkpoint writers)."""
+  with contextlib.suppress(OSError, ValueError):
+    for line in Path("/proc/self/status").read_text().splitlines():
+      if line.startswith("Umask:"):
+        return int(line.split()[1], 8)
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+_UMASK = _process_umask()  # once, at import
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ""):
-  """Yields a temporary path beside `path`; renames it onto `path` on success."""
+  """Yields a temporary path beside `path`; renames it onto `path` on success, with
+  the mode a plain open() would have given it (mkstemp's own is 0600)."""
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
   os.close(fd)
   try:
     yield Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
