@@ -3,7 +3,7 @@
   report/heatmaps.png           one heatmap per target (row) and source (column):
                                 y = adaptation size, x = baseline then k blocks,
                                 cells annotated with mean micro-F1 over seeds (%)
-  report/heatmaps_<target>.png  one target's row
+  report/heatmaps_<target>.png  one target's row (where the grid has several)
   report/gain_heatmaps.png      the same layout: each transfer cell's gain over the
                                 baseline (points of micro-F1, a diverging scale
                                 centred on 0); * marks a significant win or loss
@@ -363,7 +363,8 @@ def write(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> di
     plot(rows, paths["gains"], gains=True, title=title)
   else:
     del paths["gains"]
-  for target in _layout(rows)[0]:
+  targets = _layout(rows)[0]
+  for target in targets if len(targets) > 1 else ():  # one target: heatmaps.png is its row
     plot(rows, report_dir / f"heatmaps_{target}.png", [target], title=title)
   write_csv(rows, paths["csv"])
   write_text(paths["summary"], summary_markdown(rows, records, grid))
