@@ -393,3 +393,11 @@ def test_the_second_studys_variants_change_only_their_fields():
     real_v2.get_config("discriminative,val_loss")
   with pytest.raises(ValueError, match="STRATEGY"):
     real_v2.get_config("discriminative,full,full")
+
+
+@pytest.mark.parametrize("content", ["", "{garbage", "[1, 2]"])
+def test_a_damaged_grid_file_is_one_line_naming_it(tmp_path, content):
+  (tmp_path / results.GRID_FILE).write_text(content)
+  with pytest.raises(results.ResultsError, match=r"sweep.json: not a sweep's grid file") as error:
+    results.read_grid(tmp_path)
+  assert "\n" not in str(error.value)

@@ -152,8 +152,19 @@ def claim_grid(workdir: Path, fields: Mapping[str, object], write: bool = True) 
 
 
 def read_grid(workdir: Path) -> dict | None:
+  """workdir's sweep.json, or None without one; a damaged one is an error naming it."""
   path = workdir / GRID_FILE
-  return json.loads(path.read_text()) if path.exists() else None
+  if not path.exists():
+    return None
+  try:
+    saved = json.loads(path.read_text())
+    if not isinstance(saved, dict) or not {"config_key", "fields"} <= set(saved):
+      raise ValueError("expected an object with config_key and fields")
+  except ValueError as e:  # json.JSONDecodeError is one
+    raise ResultsError(f"{path}: not a sweep's grid file ({e}); it pins which config this "
+                       "workdir's records belong to: restore it from a copy, or give a fresh "
+                       "--workdir") from None
+  return saved
 
 
 def read(path: Path, quiet: bool = False) -> list[dict]:
