@@ -2,7 +2,7 @@
 
   python -m launch.inspect --checkpoint=runs/src                       # parameter tree
   python -m launch.inspect --checkpoint=runs/adapt --view=transfer     # copy/freeze/init
-  python -m launch.inspect --checkpoint=runs/src --diff=runs/adapt     # side by side
+  python -m launch.inspect --checkpoint=runs/src --diff=runs/adapt     # what differs [--all]
   ... --format=json                                                    # for scripts
 
 Reads only the checkpoint (orbax arrays + JSON metadata): the experiment's code
@@ -20,6 +20,8 @@ from xfer_jax import console, inspection
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "workdir or checkpoints folder",
                                   required=True)
 _DIFF = flags.DEFINE_string("diff", None, "a second checkpoint to compare against")
+_ALL = flags.DEFINE_bool("all", False, "with --diff: list identical paths too (by default "
+                         "only what differs is listed; the counts cover every path)")
 _VIEW = flags.DEFINE_enum("view", "tree", ["tree", "transfer"], "what to show")
 _FORMAT = flags.DEFINE_enum("format", "table", ["table", "json"], "output format")
 _STEP = flags.DEFINE_integer("step", None, "checkpoint step (default: the latest)")
@@ -57,8 +59,13 @@ def _print_transfer(report):
 
 def _print_diff(report):
   print(f"a = {report['a']} ({report['dataset_a']}), b = {report['b']} ({report['dataset_b']})")
-  print(console.format_table(report["rows"], ["tree", "path", "status", "max_abs_delta",
-                                              "relative_change"], floatfmt=".3g"))
+  rows = [r for r in report["rows"] if _ALL.value or r["status"] != "identical"]
+  if rows:
+    print(console.format_table(rows, ["tree", "path", "status", "max_abs_delta",
+                                      "relative_change"], floatfmt=".3g"))
+  identical = report["counts"].get("identical", 0)
+  if identical and not _ALL.value:
+    print(f"({identical} identical path(s) not listed: --all lists them)")
   print(f"counts: {report['counts']}")
 
 

@@ -80,3 +80,14 @@ def test_diff_of_different_models_is_refused(pretrained, tmp_path):
   checkpoints.Checkpoints(tmp_path / "wider" / "checkpoints").save(0, tree, meta)
   with pytest.raises(inspection.InspectionError, match="hold different models"):
     inspection.diff_report(pretrained, tmp_path / "wider")
+
+
+def test_cli_diff_lists_what_differs_unless_asked_for_all(pretrained, adapted):
+  _, workdir, _ = adapted
+  shown = _cli(f"--checkpoint={pretrained}", f"--diff={workdir}")
+  assert shown.returncode == 0, shown.stderr
+  identical = inspection.diff_report(pretrained, workdir)["counts"]["identical"]
+  assert f"({identical} identical path(s) not listed: --all lists them)" in shown.stdout
+  assert " identical " not in shown.stdout.replace("identical path(s)", "")
+  everything = _cli(f"--checkpoint={pretrained}", f"--diff={workdir}", "--all")
+  assert everything.stdout.count(" identical ") >= identical
