@@ -13,7 +13,6 @@ array job the slice defaults to the array's (launch/slurm_sweep.sh).
 """
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -117,7 +116,8 @@ def main(argv):
     print("\n".join(plan.pop("to_run")))
     if plan["cells_recorded"]:
       print(f"({plan['cells_recorded']} cells already recorded in {_WORKDIR.value}: skipped)")
-    print(json.dumps(plan))
+    print(console.format_table([{k: v for k, v in plan.items() if k != "projection"}],
+                               floatfmt=".1f"))
     if "projection" in plan:
       print(cost.describe(plan["projection"]))
     return
