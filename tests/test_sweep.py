@@ -403,3 +403,25 @@ def test_a_damaged_grid_file_is_one_line_naming_it(tmp_path, content):
   with pytest.raises(results.ResultsError, match=r"sweep.json: not a sweep's grid file") as error:
     results.read_grid(tmp_path)
   assert "\n" not in str(error.value)
+
+
+def test_a_short_append_names_the_full_disk(tmp_path, monkeypatch):
+  """A disk that fills mid-record: the first write is short, the next fails with
+  ENOSPC, and the error says so (it said "wrote 132 of 832 bytes" and named no cause)."""
+  import errno
+  import os
+
+  from xfer_jax.errors import explain
+  real_write, calls = os.write, []
+
+  def filling(fd, data):
+    calls.append(len(data))
+    if len(calls) == 1:
+      return real_write(fd, data[:10])
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(os, "write", filling)
+  with pytest.raises(OSError) as error:
+    results.append(tmp_path / "results.jsonl", [_record(seed=0)])
+  assert error.value.errno == errno.ENOSPC and len(calls) == 2
+  assert "free space there or choose another folder" in explain(error.value)

@@ -232,3 +232,15 @@ def test_files_written_atomically_get_the_mode_the_umask_gives(tmp_path):
   mode = stat.S_IMODE(os.stat(tmp_path / "summary.md").st_mode)
   assert mode == 0o666 & ~atomic._UMASK
   assert mode & 0o044 or atomic._UMASK & 0o044  # readable by others unless the umask forbids
+
+
+def test_a_file_where_a_folder_belongs_is_one_line(tmp_path):
+  blocker = tmp_path / "workdir"
+  blocker.write_text("not a folder")
+  done = subprocess.run([sys.executable, "-m", "launch.pretrain", "--config=configs/smoke.py",
+                         f"--workdir={blocker}"], cwd=REPO, capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 1
+  assert ("a file stands where a folder is needed: move it, or choose another path"
+          in done.stderr)
+  assert "Traceback" not in done.stderr

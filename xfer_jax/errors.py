@@ -27,6 +27,12 @@ ADVICE = {
     errno.EPERM: "check the folder's permissions, or choose another folder",
     errno.EROFS: "the file system is read-only: choose a writable folder (--workdir, "
                  "--out, $XFER_JAX_CACHE)",
+    errno.EEXIST: "a file stands where a folder is needed: move it, or choose another path "
+                  "(--workdir, --out, $XFER_JAX_CACHE)",
+    errno.ENOTDIR: "a file stands where a folder of that path is needed: move it, or choose "
+                   "another path (--workdir, --out, $XFER_JAX_CACHE)",
+    errno.EFBIG: "the file reached the process's file-size limit (ulimit -f): raise it, then "
+                 "rerun: the run resumes",
 }
 
 

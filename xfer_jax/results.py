@@ -13,6 +13,7 @@ fields that differ, not silently merged.
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
 import json
 import logging
@@ -206,8 +207,11 @@ def append(path: Path, records: Sequence[Mapping]) -> None:
   fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
   try:
     written = os.write(fd, data)
-    if written != len(data):
-      raise OSError(f"{path}: wrote {written} of {len(data)} bytes")
+    while written < len(data):  # a short write (a full disk): the next one names the cause
+      step = os.write(fd, data[written:])
+      if step == 0:
+        raise OSError(errno.ENOSPC, f"wrote {written} of {len(data)} bytes", str(path))
+      written += step
     os.fsync(fd)
   finally:
     os.close(fd)
