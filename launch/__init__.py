@@ -4,6 +4,7 @@ Every launcher runs through run(main), and its main() calls start_process()
 first, before anything starts a JAX backend."""
 
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -44,7 +45,27 @@ def run(main) -> None:
       # would print their own tracebacks at interpreter shutdown. What the run
       # wrote is closed and on disk already (atomic files, fsynced records).
       os._exit(1)
-  app.run(guarded)
+  app.run(guarded, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with a --config override that names no field, or a value
+  the field cannot take, as one line (ml_collections raises it from inside absl's
+  parser, as three chained tracebacks ending in "Did you mean ...")."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    if "--debug" in argv:
+      raise
+    text = re.sub(r"(\\n|\n)+", " ", str(e)).replace("\\'", "'").strip("'\" ")
+    mean = re.search(r'Did you mean "([^"]+)" instead of "([^"]+)"', text)
+    if mean:
+      text = f"no field {mean[2]!r}; did you mean {mean[1]!r}?"
+    named = [mean[2]] if mean else re.findall(r"'([^']+)'", text)
+    override = next((a for a in argv[1:] if a.startswith("--config.")
+                     and any(n in a.split("=")[0] for n in named)), None)
+    print(f"error: {override + ': ' if override else ''}{text}", file=sys.stderr)
+    sys.exit(2)
 
 
 def start_process() -> bool:

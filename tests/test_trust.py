@@ -244,3 +244,11 @@ def test_a_file_where_a_folder_belongs_is_one_line(tmp_path):
   assert ("a file stands where a folder is needed: move it, or choose another path"
           in done.stderr)
   assert "Traceback" not in done.stderr
+
+
+def test_a_misspelt_config_field_is_one_line_with_the_right_name(tmp_path):
+  code, _, stderr = _launch("pretrain", "--config=configs/smoke.py", f"--workdir={tmp_path}",
+                            "--config.optim.learnin_rate=0.1")
+  assert code == 2 and "Traceback" not in stderr
+  assert stderr.strip() == ("error: --config.optim.learnin_rate=0.1: no field 'learnin_rate'; "
+                            "did you mean 'learning_rate'?")
