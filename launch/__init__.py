@@ -53,7 +53,15 @@ def _parse_flags(argv):
   the field cannot take, as one line (ml_collections raises it from inside absl's
   parser, as three chained tracebacks ending in "Did you mean ...")."""
   try:
-    return app.parse_flags_with_usage(argv)
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    if "Error whilst parsing config file" in str(e) and "--debug" not in argv:
+      print(f"error: {_config_file_error(str(e))}", file=sys.stderr)
+      sys.exit(2)
+    # absl's own handling (app.parse_flags_with_usage): its message and where help is
+    print(f"FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull to see help on "
+          "flags.", file=sys.stderr)
+    sys.exit(1)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     if "--debug" in argv:
       raise
@@ -66,6 +74,25 @@ def _parse_flags(argv):
                      and any(n in a.split("=")[0] for n in named)), None)
     print(f"error: {override + ': ' if override else ''}{text}", file=sys.stderr)
     sys.exit(2)
+
+
+NAMES_A_DATASET = ("target", "source")
+
+
+def _config_file_error(message: str) -> str:
+  """A config file's get_config() failure as one line: where in the file, and why."""
+  lines = [line.strip() for line in message.splitlines()
+           if line.strip() and not line.strip().startswith(("^", "~", "Pass --help"))]
+  where = [line for line in lines if line.startswith("File ") and "site-packages" not in line]
+  raised = [i for i, line in enumerate(lines) if re.match(r"\w+(Error|Exception): ", line)]
+  text = " ".join(lines[raised[-1]:]) if raised else lines[-1]
+  hint = ""
+  if "cannot be casted" in text and any(f"config.{n}" in text or f"key: {n}" in text
+                                        or f"'{n}'" in text for n in NAMES_A_DATASET):
+    hint = ("; config.target and config.source name a dataset: declare a dataset of your "
+            "own in config.data.datasets (configs/own.py) and name it there")
+  location = where[-1].split(", in ")[0] if where else "the config file"
+  return f"{location}: get_config() failed: {text}{hint}"
 
 
 def start_process() -> bool:

@@ -252,3 +252,19 @@ def test_a_misspelt_config_field_is_one_line_with_the_right_name(tmp_path):
   assert code == 2 and "Traceback" not in stderr
   assert stderr.strip() == ("error: --config.optim.learnin_rate=0.1: no field 'learnin_rate'; "
                             "did you mean 'learning_rate'?")
+
+
+def test_a_config_file_that_fails_is_one_line_with_where_and_why(tmp_path):
+  bad = tmp_path / "bad_config.py"
+  bad.write_text("from configs import smoke\n\n\ndef get_config(arg=None):\n"
+                 "  config = smoke.get_config()\n"
+                 "  config.target = {'reader': 'interchange', 'path': 'x.npz'}\n"
+                 "  return config\n")
+  code, _, stderr = _launch("pretrain", f"--config={bad}", f"--workdir={tmp_path / 'w'}",
+                            env={"PYTHONPATH": str(REPO)})
+  assert code == 2
+  line = _one_line_error(stderr)
+  assert f'File "{bad}", line 6: get_config() failed: TypeError: Could not override ' \
+         "field 'target'" in line
+  assert line.endswith("declare a dataset of your own in config.data.datasets "
+                       "(configs/own.py) and name it there")
