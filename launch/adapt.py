@@ -30,7 +30,7 @@ def main(argv):
           if _SOURCE.value else "baseline (nothing transferred)")
   print(f"{summary['dataset']}: adapted on {summary['train_windows']} windows, {what}; "
         f"majority class micro-F1 {summary['majority']['micro_f1']:.3f}")
-  print(console.format_table(experiment.seed_table(summary)))
+  print(console.format_table(console.seed_table(summary)))
 
 
 if __name__ == "__main__":

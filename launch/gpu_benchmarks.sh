@@ -12,11 +12,9 @@
 # - benchmark_fast.json: the same with XLA_FLAGS=--xla_gpu_deterministic_ops=false.
 #   The two rows' windows/s give deterministic ops' speed cost;
 # - benchmark_unfold.json: deterministic ops, convolutions as matrix products
-#   (--config.model.conv=unfold): against benchmark_deterministic.json, whether the
+#   (--config.runtime.conv=unfold): against benchmark_deterministic.json, whether the
 #   seed axis as a batch dimension beats vmap's grouped convolutions on this GPU
 #   (docs/performance.md#convolutions-as-matrix-products);
-# - benchmark_stacked.json: the same with the towers stacked as well
-#   (--config.model.stack_towers=true): one matrix product per layer for every tower;
 # - log.txt.
 # Overrides: BENCH_CONFIG (configs/paper.py), BENCH_SEEDS (8,64), BENCH_STEPS (16),
 # BENCH_SECONDS (240 per run), BENCH_ARGS (more launch.benchmark flags).
@@ -29,12 +27,11 @@ exec > >(tee -a "$out/log.txt") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 args=(--config="${BENCH_CONFIG:-configs/paper.py}" --seeds="${BENCH_SEEDS:-8,64}"
       --steps="${BENCH_STEPS:-16}" --json)
-for mode in deterministic fast unfold stacked; do
+for mode in deterministic fast unfold; do
   echo "== benchmark, $mode ($((SECONDS))s)"
   flag=$([ "$mode" = fast ] && echo false || echo true)
   extra=$([ "$mode" = deterministic ] && echo "--profile_dir=$out/profile")
-  [ "$mode" = unfold ] && extra="--config.model.conv=unfold"
-  [ "$mode" = stacked ] && extra="--config.model.conv=unfold --config.model.stack_towers=true"
+  [ "$mode" = unfold ] && extra="--config.runtime.conv=unfold"
   # shellcheck disable=SC2086  # BENCH_ARGS and extra are lists of flags
   XLA_FLAGS="--xla_gpu_deterministic_ops=$flag" timeout "${BENCH_SECONDS:-240}" \
     python3 -m launch.benchmark "${args[@]}" $extra ${BENCH_ARGS:-} \

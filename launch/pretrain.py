@@ -32,7 +32,7 @@ def main(argv):
     print(f"{summary['dataset']}: pretext accuracy of the best-validation parameters on "
           f"{summary['test_windows']} held-out windows (chance: 0.5 per task; simclr: "
           "1 / (2 x windows per evaluation batch - 1))")
-  print(console.format_table(experiment.seed_table(summary)))
+  print(console.format_table(console.seed_table(summary)))
   print(f"checkpoint: {_WORKDIR.value}/checkpoints")
 
 

@@ -19,8 +19,8 @@ def shared_file(relative: str) -> Path:
 
 @pytest.fixture
 def data_config(tmp_path):
-  from configs import common
-  config = common.data_config()
+  from xfer_jax import defaults
+  config = defaults.data_config()
   config.cache_dir = str(tmp_path / "cache")
   config.data_dir = str(SHARED_DATA)
   return config

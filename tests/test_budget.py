@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from xfer_jax import experiment, sweep
-from xfer_jax.data import DataError, inner_validation, prepare, shots_per_class
+from xfer_jax import checks, experiment, sweep
+from xfer_jax.data import DataError, adaptation_rows, inner_validation, prepare, shots_per_class
 
 
 def test_shots_per_class_take_k_of_every_class_nested_over_k():
@@ -42,8 +42,8 @@ def poisoned(smoke_config):
   config.train.max_epochs = 3
   target = prepare(config.target, config.data)
   train = target.splits["train"]
-  rows = experiment.adaptation_rows(train.y_N, 4, config.adapt.subset_seed,
-                                    config.train.num_seeds, "per_class", target)
+  rows = adaptation_rows(train.y_N, 4, config.adapt.subset_seed, config.train.num_seeds,
+                         "per_class", target.class_names, target.name)
   x = np.full_like(train.x_NxWx3, np.nan)
   # row 0 also pads a batch smaller than a power of two (masked: runner.Batches)
   kept = np.union1d(np.unique(rows), [0])
@@ -86,8 +86,8 @@ def test_oracle_selection_reads_the_val_split(poisoned):
 def test_bad_budget_settings_are_one_line_errors(smoke_config, field, value, message):
   config = smoke_config.copy_and_resolve_references()
   config.adapt[field] = value
-  with pytest.raises(experiment.ConfigError, match=message):
-    experiment.check_config(config)
+  with pytest.raises(checks.ConfigError, match=message):
+    checks.check_config(config)
 
 
 def test_a_per_class_grid_needs_positive_shots(smoke_config):

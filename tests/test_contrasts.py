@@ -5,6 +5,7 @@ import pytest
 
 from xfer_jax import contrasts
 from xfer_jax.contrasts import Arm, Contrast, ContrastError, Design
+from xfer_jax.records import Record
 
 # points^2: the cell's, the seed's and the residual spread of a difference
 COMPONENTS = {"cell": 4.0, "replicate": 4.0, "residual": 16.0}
@@ -51,10 +52,8 @@ def test_a_zero_effect_is_equivalent_at_a_generous_margin_and_inconclusive_at_a_
   for seed in range(10):
     for target in ("t1", "t2", "t3"):
       base = 0.5 + rng.normal(0, 0.02)
-      common = dict(target=target, size=20, seed=seed, blocks=0, macro_f1=0.3)
-      records.append({**common, "strategy": "baseline", "arm_source": None, "micro_f1": base})
-      records.append({**common, "strategy": "a", "arm_source": "s", "blocks": 3,
-                      "micro_f1": base + rng.normal(0, 0.01)})
+      records.append(_record("baseline", None, seed, base, target, blocks=0))
+      records.append(_record("a", "s", seed, base + rng.normal(0, 0.01), target))
   generous = contrasts.analyse(records, Design((contrast,), margin=5.0))
   assert [r["verdict"] for r in generous if r["metric"] == "micro_f1"] == ["equivalent"]
   tight = contrasts.analyse(records, Design((contrast,), margin=0.05))
@@ -86,8 +85,9 @@ def test_more_replicates_shrink_the_detectable_effect_down_to_the_cells_spread()
 
 
 def _record(strategy, source, seed, value, target="t", size=20, blocks=3):
-  return {"strategy": strategy, "arm_source": source, "target": target, "size": size,
-          "blocks": blocks, "seed": seed, "micro_f1": value, "macro_f1": value}
+  return Record(config_key="k", target=target, source=source, size=size, blocks=blocks,
+                mode=strategy, seed=seed, micro_f1=value, macro_f1=value, majority_micro_f1=0.1,
+                majority_macro_f1=0.1, epochs=10, best_epoch=5, strategy=strategy)
 
 
 def test_bad_designs_are_one_line_errors():

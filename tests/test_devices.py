@@ -110,11 +110,11 @@ _COMPILED_STEP = """
 import jax
 from jax.sharding import NamedSharding
 from configs import smoke
-from xfer_jax import experiment
+from xfer_jax import programs
 from xfer_jax.devices import REPLICATED as R, SEEDED as S
 config = smoke.get_config()
 config.runtime.batch_devices = 2
-runner = experiment.build_runner(config, 3)
+runner = programs.build_runner(config, 3)
 mesh = runner.mesh(1)
 put = lambda spec, tree: jax.tree.map(
     lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, spec)), tree)

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from xfer_jax import checkpoints, experiment
+from xfer_jax import checkpoints, checks, experiment, loop, programs
 from xfer_jax.data import prepare
 from xfer_jax.loop import (
   Checkpointer,
@@ -40,7 +40,7 @@ def prepared(config):
 @pytest.fixture(scope="module")
 def run(config, prepared):
   """fit(state, max_epochs) on 100 windows of the smoke source, patience 2."""
-  runner = experiment.build_runner(config, prepared.num_classes)
+  runner = programs.build_runner(config, prepared.num_classes)
   train, val = prepared.splits["train"], prepared.splits["val"]
   batches = Batches.create(train.x_NxWx3, train.y_N, 2, config.train.batch_size,
                            np.stack([np.arange(100)] * 2))
@@ -164,9 +164,9 @@ def test_each_seed_keeps_the_parameters_of_its_best_epoch_by_the_chosen_metric(r
 def test_the_fit_state_is_saved_and_restored_as_a_unit(run, tmp_path):
   state = run(max_epochs=3, patience=5)
   ckpt = checkpoints.Checkpoints(tmp_path / "checkpoints")
-  checkpoints.save_fit_state(ckpt, state, {"phase": "t"})
+  loop.save_fit_state(ckpt, state, {"phase": "t"})
   ckpt.close()
-  restored, meta, skipped = checkpoints.restore_fit_state(tmp_path, run.runner.abstract_state(2))
+  restored, meta, skipped = loop.restore_fit_state(tmp_path, run.runner.abstract_state(2))
   assert skipped == []
   assert meta["epoch"] == 2 and restored.epoch == state.epoch == 3
   assert restored.stopping == state.stopping
@@ -230,11 +230,11 @@ def test_bad_checkpoint_is_a_clear_error(config, tmp_path):
 def test_one_class_and_oversized_batch_are_errors(config, prepared):
   from xfer_jax.data import DataError
   with pytest.raises(DataError, match="fewer than batch_size=100000"):
-    experiment.check_trainable(prepared, 100000)
+    checks.check_trainable(prepared, 100000)
   import dataclasses
   one = dataclasses.replace(prepared, class_names=("walk",))
   with pytest.raises(DataError, match="has 1 class"):
-    experiment.check_trainable(one, 8)
+    checks.check_trainable(one, 8)
 
 
 def test_locked_config_rejects_unknown_keys(config):

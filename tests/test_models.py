@@ -6,13 +6,14 @@ import numpy as np
 import scipy.signal
 from flax import traverse_util
 
-from configs import common, smoke
-from xfer_jax.experiment import build_model
+from configs import smoke
+from xfer_jax import defaults
 from xfer_jax.models.spectrogram import power_spectrogram
+from xfer_jax.programs import build_model
 
 
 def test_default_model_shape_and_parameter_count():
-  model = build_model(common.model_config(), num_classes=8, rate_hz=25.0)
+  model = build_model(defaults.model_config(), num_classes=8, rate_hz=25.0)
   x = jnp.zeros((4, 100, 3))
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
   count = sum(np.prod(v.shape) for v in jax.tree.leaves(variables["params"]))
@@ -27,7 +28,7 @@ def test_default_model_shape_and_parameter_count():
 
 
 def test_magnitude_adds_a_tower():
-  config = common.model_config()
+  config = defaults.model_config()
   config.use_magnitude = True
   model = build_model(config, num_classes=5, rate_hz=25.0)
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((2, 100, 3))))

@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from configs import common
+from xfer_jax import defaults
 from xfer_jax.optim import FROZEN, TRAINABLE, TRANSFERRED, keras_decay, l2_penalty, make_optimizer
 
 
@@ -16,7 +16,7 @@ def test_keras_decay_formula(step):
 
 
 def test_adam_step_size_follows_the_schedule():
-  config = common.optim_config()
+  config = defaults.optim_config()
   tx = make_optimizer(config)
   params = {"w": jnp.zeros(3)}
   state = tx.init(params)
@@ -30,7 +30,7 @@ def test_adam_step_size_follows_the_schedule():
 def test_frozen_leaves_have_no_state_and_do_not_move():
   params = {"a": {"kernel": jnp.ones((2, 2))}, "b": {"kernel": jnp.ones(2)}}
   labels = {"a": {"kernel": FROZEN}, "b": {"kernel": TRAINABLE}}
-  tx = make_optimizer(common.optim_config(), labels)
+  tx = make_optimizer(defaults.optim_config(), labels)
   state = tx.init(params)
   adam_state = state.inner_states[TRAINABLE].inner_state[0]
   assert isinstance(adam_state.mu["a"]["kernel"], optax.MaskedNode)
@@ -49,7 +49,7 @@ def test_l2_only_on_dense_kernels():
 def test_transferred_leaves_step_at_the_scaled_rate():
   params = {"a": {"kernel": jnp.ones(3)}, "b": {"kernel": jnp.ones(3)}, "c": {"kernel": jnp.ones(3)}}
   labels = {"a": {"kernel": TRANSFERRED}, "b": {"kernel": TRAINABLE}, "c": {"kernel": FROZEN}}
-  tx = make_optimizer(common.optim_config(), labels, lr_scale=0.25)
+  tx = make_optimizer(defaults.optim_config(), labels, lr_scale=0.25)
   grads = jax.tree.map(jnp.ones_like, params)
   updates, _ = tx.update(grads, tx.init(params), params)
   # Adam's first step with a constant gradient: |update| = its learning rate

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from xfer_jax import checkpoints, experiment, sweep, transfer
+from xfer_jax import checkpoints, checks, experiment, sweep, transfer
 from xfer_jax.data import DataError, pool, prepare
 from xfer_jax.data.readers import interchange
 from xfer_jax.data.recording import UNLABELLED, DatasetSpec, RawDataset, Recording
@@ -183,8 +183,8 @@ def test_simclr_views_are_two_augmentations_of_each_window():
 
 
 def _pretext(**changes):
-  from configs import common
-  config = common.pretext_config()
+  from xfer_jax import defaults
+  config = defaults.pretext_config()
   config.update(changes)
   return config
 
@@ -280,7 +280,7 @@ def test_an_unlabelled_file_is_an_ssl_source_and_refused_as_a_supervised_one(smo
   assert not prepared.labelled
   with pytest.raises(DataError, match="'free_living' has no labels .* self-supervised source, "
                      "e.g. config.source='multitask:free_living'"):
-    experiment.check_trainable(prepared, 8)
+    checks.check_trainable(prepared, 8)
   assert len(sources.unlabelled_windows("multitask:free_living", config.data, "none", 0.2, 0)
              .splits["train"]) > 0
   config.data.datasets = {"free_living": {"reader": "interchange", "options": {"keep": [0]},

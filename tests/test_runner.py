@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import pytest
 
-from xfer_jax import experiment
+from xfer_jax import checks, programs
 from xfer_jax.loop import EarlyStopping, FitState, History, fit
 from xfer_jax.runner import Batches, EvalSet, _round_up, chunk_rows
 from xfer_jax.step import seed_keys
@@ -48,7 +48,7 @@ def x64():
 def _runner(config, prepared, **runtime):
   config = config.copy_and_resolve_references()
   config.runtime.update(runtime)
-  return experiment.build_runner(config, prepared.num_classes)
+  return programs.build_runner(config, prepared.num_classes)
 
 
 def _train(runner, prepared, keys, epochs, capacity=None, index=None, batches=None):
@@ -248,10 +248,10 @@ def test_early_stopping_on_accuracy_keeps_the_most_accurate_epoch():
 def test_a_config_names_an_unknown_stopping_metric(config):
   config = copy.deepcopy(config)
   config.train.stop_on = "val_f1"
-  with pytest.raises(experiment.ConfigError, match=r"config.train.stop_on='val_f1'.*val_accuracy"):
-    experiment.check_config(config)
+  with pytest.raises(checks.ConfigError, match=r"config.train.stop_on='val_f1'.*val_accuracy"):
+    checks.check_config(config)
 
 
 def test_float64_needs_64_bit_jax(config, prepared):
   with jax.enable_x64(False), pytest.raises(ValueError, match="JAX_ENABLE_X64=1"):
-    experiment.build_model(config.model, prepared.num_classes, 25.0)
+    programs.build_model(config.model, prepared.num_classes, 25.0)

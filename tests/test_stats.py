@@ -8,6 +8,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from xfer_jax import report, stats
+from xfer_jax.records import Record
 
 
 def test_paired_p_and_interval_match_scipy():
@@ -48,11 +49,11 @@ def _records(gains_by_source, seeds=5, base=0.5):
                   "mode": "baseline", "seed": seed, "micro_f1": base + noise[seed],
                   "macro_f1": base + noise[seed], "majority_micro_f1": 0.2,
                   "majority_macro_f1": 0.05, "epochs": 10, "best_epoch": 5}
-      out.append(baseline)
+      out.append(Record(**baseline))
       for source, gain in gains_by_source.items():
         value = baseline["micro_f1"] + gain(seed)
-        out.append({**baseline, "source": source, "blocks": 1, "mode": "freeze_k_copy_rest",
-                    "micro_f1": value, "macro_f1": value})
+        out.append(Record(**{**baseline, "source": source, "blocks": 1,
+                             "mode": "freeze_k_copy_rest", "micro_f1": value, "macro_f1": value}))
   return out
 
 

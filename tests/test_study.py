@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from xfer_jax import report, results, stats, study
+from xfer_jax.records import Record, source_label
 
 SEEDS = range(5)
 NOISE = np.array([0.010, -0.004, 0.007, -0.012, 0.002])  # per seed, shared by every cell
@@ -24,14 +25,22 @@ def _grid(root, strategy, pairs, blocks, baseline, **changes):
   return folder, results.claim_grid(folder, fields)
 
 
+def _record(**fields) -> Record:
+  base = dict(config_key="k", target="t", source=None, size=20, blocks=0, mode="baseline",
+              seed=0, micro_f1=0.5, macro_f1=0.5, majority_micro_f1=0.2, majority_macro_f1=0.1,
+              epochs=9, best_epoch=4, num_classes=4)
+  return Record(**{**base, **fields})
+
+
 def _records(folder, key, cells):
   """cells: {(source, size, blocks): micro-F1 per seed}"""
   rows = []
   for (source, size, blocks), values in cells.items():
-    rows += [{"config_key": key, "target": "t", "source": source, "size": size,
-              "blocks": blocks, "seed": s, "micro_f1": float(v), "macro_f1": float(v) / 2,
-              "majority_micro_f1": 0.25, "majority_macro_f1": 0.1,
-              "epochs": 30 if source == "a" else 12, "best_epoch": 5, "num_classes": 4}
+    rows += [Record(config_key=key, target="t", source=source, size=size, blocks=blocks,
+                    mode="baseline" if source is None else "freeze_k_copy_rest", seed=s,
+                    micro_f1=float(v), macro_f1=float(v) / 2, majority_micro_f1=0.25,
+                    majority_macro_f1=0.1, epochs=30 if source == "a" else 12, best_epoch=5,
+                    num_classes=4)
              for s, v in zip(SEEDS, values)]
   results.append(folder / "results.jsonl", rows)
 
@@ -109,7 +118,7 @@ def test_summary_answers_each_question_from_the_records(root):
   assert arms["temporal, a, k=1"]["diff"] == pytest.approx(0.05, abs=1e-12)
   assert arms["temporal, a, k=1"]["verdict"] == "win"
   assert "| temporal, a, k=1 | 1 | +5.0 ± " in text
-  (branch,) = study.spectral_vs_temporal(study.seed_values(records))
+  (branch,) = study.spectral_vs_temporal(study.seed_values(records), grids)
   assert branch["diff"] == pytest.approx(-0.03) and branch["verdict"] == "loss"
   half = stats.mean_ci(TIE - 0.1 - np.array(jitter_of(records)))[1]
   assert f"| t | 20 | freeze | 1 | a+b | a | -10.0 ± {100 * half:.1f} | " in text
@@ -126,7 +135,7 @@ def test_summary_answers_each_question_from_the_records(root):
 
 def jitter_of(records):
   """The fixture's jitter: the freeze cell from 'a' at n = 20 minus 10 points and the baseline."""
-  by = {(r["strategy"], r["source"], r["size"], r["seed"]): r["micro_f1"] for r in records}
+  by = {(r.strategy, r.source, r.size, r.seed): r.micro_f1 for r in records}
   return [by[("freeze", "a", 20, s)] - by[("baseline", None, 20, s)] - 0.1 for s in SEEDS]
 
 
@@ -173,8 +182,7 @@ def test_a_damaged_source_result_is_named(root):
 
 def test_a_run_under_half_its_seeds_baseline_is_counted():
   def run(strategy, seed, value, size=20):
-    return {"strategy": strategy, "target": "t", "size": size, "seed": seed,
-            "micro_f1": value}
+    return _record(strategy=strategy, size=size, seed=seed, micro_f1=value)
   records = [run("baseline", 0, 0.6), run("baseline", 1, 0.4),
              run("freeze", 0, 0.29), run("freeze", 1, 0.29),  # under 0.30, over 0.20
              run("freeze", 0, 0.01, size=50)]  # no baseline at n = 50: not counted
@@ -182,8 +190,8 @@ def test_a_run_under_half_its_seeds_baseline_is_counted():
 
 
 def test_a_record_is_at_the_cap_when_either_phase_is():
-  assert study._capped({"epochs": 30}, 30) and not study._capped({"epochs": 29}, 30)
-  assert study._capped({"epochs": 12, "probe_epochs": 30}, 30)  # lp_ft's probe ran to the cap
+  assert study._capped(_record(epochs=30), 30) and not study._capped(_record(epochs=29), 30)
+  assert study._capped(_record(epochs=12, probe_epochs=30), 30)  # lp_ft's probe ran to the cap
 
 
 def test_a_study_without_its_baseline_is_refused(root):
@@ -201,7 +209,7 @@ def test_a_rerun_of_part_of_a_study_is_compared_on_the_cells_both_ran(root, tmp_
   and the pooled one were not rerun."""
   rerun = tmp_path_factory.mktemp("rerun")
   records, _ = study.load(root)
-  by = {(r["strategy"], r["source"], r["size"], r["seed"]): r["micro_f1"] for r in records}
+  by = {(r.strategy, r.source, r.size, r.seed): r.micro_f1 for r in records}
   original = lambda strategy, source, size: np.array([by[strategy, source, size, s] for s in SEEDS])
   changed = {"train.stop_on": "val_accuracy", "sweep.pairs": ["a->t"]}
   folder, key = _grid(rerun, "baseline", ["a->t"], [], True, **changed)
@@ -214,7 +222,7 @@ def test_a_rerun_of_part_of_a_study_is_compared_on_the_cells_both_ran(root, tmp_
   study.write(rerun, rerun / "out", reference_root=root)
   text = (rerun / "out" / "summary.md").read_text()
   assert "## Against the reference study `../../" in text
-  # a grid saved before train.stop_on existed stopped on the loss (results.ADDED_FIELDS)
+  # a grid saved before train.stop_on existed stopped on the loss (its default)
   assert "with: train.stop_on: here 'val_accuracy' vs there 'val_loss'. On" in text
   here_records, grids = study.load(rerun)
   scores, gains = study.against_reference(study.seed_values(here_records),
@@ -247,8 +255,8 @@ def test_self_supervised_sources_are_compared_with_supervised_ones_of_the_same_s
   assert rows[0]["diff"] == pytest.approx(0.20) and rows[0]["verdict"] == "win"
   arms = {r["arm"] for r in study.averaged_over_cells(study.seed_values(records), grids)}
   assert any("simclr:own" in arm for arm in arms)
-  assert study.pooled_label("simclr:a+b", "t") == "simclr:pooled"
-  assert study.pooled_label("multitask:a+t", "t") == "multitask:own+"
+  assert source_label("simclr:a+b", "t") == "simclr:pooled"
+  assert source_label("multitask:a+t", "t") == "multitask:own+"
   text, _ = study.summary_markdown(records, grids)
   assert "## Self-supervised against supervised sources" in text
 
@@ -288,10 +296,9 @@ def test_a_fold_set_is_one_grid_per_strategy_paired_by_fold_and_seed(tmp_path):
       base = 0.4 + 0.2 * fold + NOISE  # the folds differ a lot; the gain is +3 in each
       values = base + (0.03 + NOISE[::-1] / 10 if strategy == "freeze" else 0)
       results.append(folder / "results.jsonl", [
-          {"config_key": key, "target": "t", "source": None if baseline else "a", "size": 20,
-           "blocks": 0 if baseline else 1, "seed": s, "fold": fold, "micro_f1": float(v),
-           "macro_f1": float(v), "majority_micro_f1": 0.2, "majority_macro_f1": 0.1,
-           "epochs": 9, "best_epoch": 4, "num_classes": 4} for s, v in zip(SEEDS, values)])
+          _record(config_key=key, source=None if baseline else "a",
+                  blocks=0 if baseline else 1, seed=s, fold=fold, micro_f1=float(v),
+                  macro_f1=float(v)) for s, v in zip(SEEDS, values)])
   records, grids = study.load(tmp_path)
   assert len(records) == 20 and set(grids) == {"baseline", "freeze"}
   rows = report.aggregate(records)
@@ -305,3 +312,13 @@ def test_a_fold_set_is_one_grid_per_strategy_paired_by_fold_and_seed(tmp_path):
       "freeze", study.contrasts.Arm("freeze"), study.contrasts.Arm("baseline")),), margin=2.0)
   [micro, _] = study.contrasts.analyse(records, design)
   assert micro["replicates"] == 10 and micro["verdict"] == "better"
+
+
+def test_the_findings_page_recomputes_from_the_committed_records():
+  """docs/results/FINDINGS.md says only what the records below it give: regenerated
+  from them, it is the committed page byte for byte."""
+  from pathlib import Path
+
+  from xfer_jax import findings
+  results_dir = Path(__file__).resolve().parents[1] / "docs" / "results"
+  assert findings.markdown(results_dir) == (results_dir / "FINDINGS.md").read_text()

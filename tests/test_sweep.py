@@ -16,6 +16,7 @@ from configs import paper, real_v2, smoke
 from tests.conftest import REPO
 from xfer_jax import report, results, sweep
 from xfer_jax.data import prepare
+from xfer_jax.records import Record
 
 SMOKE_SIZES = {"syn_smoke_a": 129, "syn_smoke_b": 114}
 
@@ -61,20 +62,20 @@ def _record(**kw):
   base = {"config_key": "k", "target": "t", "source": None, "size": 20, "blocks": 0, "seed": 0,
           "micro_f1": 0.5, "macro_f1": 0.4, "majority_micro_f1": 0.2, "majority_macro_f1": 0.05,
           "mode": "baseline", "task": "0/1", "best_epoch": 3, "epochs": 10}
-  return {**base, **kw}
+  return Record(**{**base, **kw})
 
 
 def test_truncated_last_line_is_skipped_then_repaired(tmp_path, caplog):
   path = tmp_path / "results.jsonl"
   results.append(path, [_record(seed=0), _record(seed=1)])
   with open(path, "a") as f:
-    f.write(json.dumps(_record(seed=2))[:25])  # killed mid-write
+    f.write(json.dumps(_record(seed=2).to_json())[:25])  # killed mid-write
   with caplog.at_level(logging.WARNING):
-    assert [r["seed"] for r in results.read(path)] == [0, 1]
+    assert [r.seed for r in results.read(path)] == [0, 1]
   assert "truncated" in caplog.text
   results.repair(path)
   results.append(path, [_record(seed=2)])
-  assert [r["seed"] for r in results.read(path)] == [0, 1, 2]
+  assert [r.seed for r in results.read(path)] == [0, 1, 2]
 
 
 def test_a_workdir_refuses_another_grid(tmp_path):
@@ -87,7 +88,8 @@ def test_a_workdir_refuses_another_grid(tmp_path):
     results.claim_grid(tmp_path, results.grid_fields(config))
   config = smoke.get_config()
   for name, value in [("checkpoint_every", 1), ("seed_chunk", 2), ("epoch_loop", "device"),
-                      ("eval_batch_size", 64), ("batch_devices", 2), ("num_devices", 1)]:
+                      ("eval_batch_size", 64), ("batch_devices", 2), ("num_devices", 1),
+                      ("conv", "unfold")]:
     config.runtime[name] = value  # how it runs, not what it computes: the same grid
   config.data.cache_dir = "elsewhere"
   assert results.claim_grid(tmp_path, results.grid_fields(config)) == results.config_key(
@@ -112,18 +114,29 @@ def test_a_workdir_of_the_first_format_keeps_its_key(tmp_path):
 
 
 def test_a_workdir_saved_before_later_fields_keeps_its_key(tmp_path):
-  """A GRID_FORMAT-2 sweep.json saved before results.ADDED_FIELDS existed (the
-  second real-data study began so): the same grid resumes under its key; a value
-  other than the one it computed with is refused by field."""
+  """A sweep.json saved before fields were added (the second real-data study began
+  so), and with fields that have since left the science (model.conv, now
+  config.runtime.conv): the same grid resumes under its key, with no list of the
+  added fields kept by hand; a value other than the one it computed with is refused
+  by field, and a field added at its default leaves a new grid's key as it was."""
   config = smoke.get_config()
   fields = results.grid_fields(config)
-  old = {k: v for k, v in fields.items() if k not in results.ADDED_FIELDS}
+  later = [k for k in fields if k.startswith(("pretext.", "adapt.", "pool.")) or k in
+           ("train.stop_on", "transfer.head_init", "data.folds", "data.fold")]
+  old = {k: v for k, v in fields.items() if k not in later}
+  old.update({"model.conv": "xla", "model.stack_towers": False})
   (tmp_path / "sweep.json").write_text(json.dumps({"format": 2, "config_key": "fedcba9876543210",
                                                    "fields": old}))
   assert results.claim_grid(tmp_path, fields) == "fedcba9876543210"
-  config.model.conv = "unfold"
-  with pytest.raises(results.ResultsError, match=r"model.conv: saved 'xla' vs given 'unfold'"):
+  config.train.stop_on = "val_accuracy"
+  with pytest.raises(results.ResultsError,
+                     match=r"train.stop_on: saved 'val_loss' vs given 'val_accuracy'"):
     results.claim_grid(tmp_path, results.grid_fields(config))
+  # the key covers the fields that differ from their defaults only
+  assert results.config_key({k: v for k, v in fields.items() if k not in later}) == (
+      results.config_key(fields))
+  assert results.config_key({**fields, "train.stop_on": "val_accuracy"}) != results.config_key(
+      fields)
 
 
 def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
@@ -157,7 +170,8 @@ def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
   results.append(other / "results.jsonl",
                  [_record(config_key=results.read_grid(other)["config_key"])])
   (run / "results.jsonl").write_text("".join(
-      json.dumps({**r, "config_key": results.read_grid(run)["config_key"]}) + "\n" for r in records))
+      json.dumps({**r.to_json(), "config_key": results.read_grid(run)["config_key"]}) + "\n"
+      for r in records))
   with pytest.raises(results.ResultsError, match="train.num_seeds"):
     report.write(tmp_path, [run, other])
 
@@ -179,8 +193,8 @@ def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pret
   records, _ = results.load([workdir])
   assert len(records) == 4 * config.train.num_seeds
   assert not results.check_overlap(records)
-  assert {r["task"] for r in records} == {"0/2", "1/2"}
-  assert all(0.0 <= r["micro_f1"] <= 1.0 and r["epochs"] >= 1 for r in records)
+  assert {r.task for r in records} == {"0/2", "1/2"}
+  assert all(0.0 <= r.micro_f1 <= 1.0 and r.epochs >= 1 for r in records)
   assert sweep.run(config, workdir, task_index=0, num_tasks=2, progress=False)["cells_run"] == 0
   for path in results.results_files(workdir):
     path.unlink()
@@ -188,15 +202,14 @@ def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pret
   assert again["cells_run"] == 4
   assert again["compilations"] == 0
   rerun, _ = results.load([workdir / "results.jsonl"])
-  key = lambda r: results.record_id(r)
-  assert ({key(r): r["micro_f1"] for r in rerun} == {key(r): r["micro_f1"] for r in records})
+  assert {r.id: r.micro_f1 for r in rerun} == {r.id: r.micro_f1 for r in records}
   written = report.write(workdir, [workdir])
   assert len(open(written["csv"]).read().splitlines()) == 1 + 4
   # the majority-class baseline: the target's train-split majority on its test split,
   # the same number in results.jsonl, the report, result.json and launch.prepare
   target = config.sweep.pairs[0].split("->")[1]
   expected = prepare(target, config.data).majority()["micro_f1"]
-  assert {r["majority_micro_f1"] for r in records} == {expected}
+  assert {r.majority_micro_f1 for r in records} == {expected}
   with open(written["csv"]) as f:
     written_values = {float(row["majority_micro_f1"]) for row in csv.DictReader(f)}
   assert len(written_values) == 1  # the CSV keeps 3 decimals
@@ -244,7 +257,7 @@ def test_cells_run_while_another_task_trains_their_source(smoke_config, pretrain
   holder.join()
   assert baselines_recorded.is_set()
   assert summary["cells_run"] == 4
-  order = [(r["size"], r["source"]) for r in results.read(workdir / "results.jsonl")]
+  order = [(r.size, r.source) for r in results.read(workdir / "results.jsonl")]
   assert [source for _, source in order[::2]] == [None, None, source, source]
   # read, not retrained: the source folder is the other task's copy, unchanged
   assert (sorted(p.name for p in (workdir / "sources" / source).iterdir())
@@ -269,7 +282,7 @@ def test_local_tasks_run_every_slice_and_the_report(smoke_config, pretrained, tm
       "results.task-0000-of-0002.jsonl", "results.task-0001-of-0002.jsonl"]
   records, _ = results.load([workdir])
   assert not results.check_overlap(records)
-  assert len({results.record_id(r) for r in records}) == len(records) == 4 * 2  # cells x seeds
+  assert len({r.id for r in records}) == len(records) == 4 * 2  # cells x seeds
 
 
 def test_slurm_array_environment_selects_the_slice():
@@ -320,7 +333,7 @@ def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config
   assert first["cells_run"] == 2  # the baseline and the cell from syn_smoke_a
   assert not (workdir / "sources" / "syn_smoke_c").exists()
   records, _ = results.load([workdir])
-  assert {r["source"] for r in records} == {None, "syn_smoke_a"}
+  assert {r.source for r in records} == {None, "syn_smoke_a"}
   with pytest.raises(sweep.SweepError, match=r"--sources \['syn_smoke_x'\]"):
     sweep.run(config, workdir, progress=False, sources=["syn_smoke_x"])
   # a dry run of the resumed workdir plans what a run would do: the recorded cells
@@ -331,7 +344,7 @@ def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config
   assert p["cells"] == 1 and p["source_models"] == 1  # syn_smoke_c, still to train
   cells, sources = p["expected_from"]["cells"], p["expected_from"]["sources"]
   assert cells["runs"] == 2 and sources["runs"] == 1  # syn_smoke_a's model
-  assert cells["mean_epochs"] == pytest.approx(np.mean([r["epochs"] for r in records]))
+  assert cells["mean_epochs"] == pytest.approx(np.mean([r.epochs for r in records]))
   # the expected time: what the recorded cells' epochs cost at the calibrated rate,
   # scaled by the wall time they took over it
   assert cells["wall_over_calibration"] > 0 and p["projected_s_expected"] > 0
@@ -339,7 +352,7 @@ def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config
   assert sweep.plan(config, workdir=workdir, sources=["syn_smoke_a"])["to_run"] == []
   assert sweep.run(config, workdir, progress=False)["cells_run"] == 1  # the rest
   records, _ = results.load([workdir])
-  assert {r["source"] for r in records} == {None, "syn_smoke_a", "syn_smoke_c"}
+  assert {r.source for r in records} == {None, "syn_smoke_a", "syn_smoke_c"}
 
 
 def test_size_cap_by_target_lets_each_target_reach_its_own_train_split():

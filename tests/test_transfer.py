@@ -7,16 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import common
-from xfer_jax import checkpoints, experiment, transfer
-from xfer_jax.data import prepare
+from xfer_jax import checkpoints, defaults, experiment, programs, transfer
+from xfer_jax.data import adaptation_rows, prepare
 from xfer_jax.transfer import COPY, COPY_FREEZE, INIT, TransferError
 
 
 def _default_paths(num_classes=8, **model_overrides):
-  config = common.model_config()
+  config = defaults.model_config()
   config.update(model_overrides)
-  model = experiment.build_model(config, num_classes, 25.0)
+  model = programs.build_model(config, num_classes, 25.0)
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 100, 3))))
   return variables
 
@@ -137,8 +136,8 @@ def test_baseline_equals_plain_training_on_the_subset(smoke_config, tmp_path):
   config = smoke_config
   baseline = experiment.adapt(config, tmp_path / "baseline", None, progress=False)
   prepared = prepare(config.target, config.data)
-  rows = experiment.adaptation_rows(prepared.splits["train"].y_N, config.adapt.size,
-                                    config.adapt.subset_seed, config.train.num_seeds)
+  rows = adaptation_rows(prepared.splits["train"].y_N, config.adapt.size,
+                         config.adapt.subset_seed, config.train.num_seeds)
   plain = experiment.train_and_evaluate(config, tmp_path / "plain", prepared, phase="adapt",
                                         train_index_Sxn=rows, progress=False)
   assert [r["micro_f1"] for r in baseline["per_seed"]] == [r["micro_f1"] for r in plain["per_seed"]]

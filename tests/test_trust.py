@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from xfer_jax import checkpoints, experiment, report, results, sweep
+from xfer_jax import checkpoints, experiment, report, results, sweep, workdirs
 from xfer_jax.errors import explain
 
 
@@ -53,7 +53,7 @@ def test_a_rerun_that_would_change_results_is_refused_and_names_the_field(
   saved = (workdir / "config.json").read_bytes()
   config = smoke_config.copy_and_resolve_references()
   config.optim.learning_rate = 0.5
-  with pytest.raises(experiment.WorkdirError, match=r"optim.learning_rate: saved 0.001 vs given 0.5"):
+  with pytest.raises(workdirs.WorkdirError, match=r"optim.learning_rate: saved 0.001 vs given 0.5"):
     experiment.pretrain(config, workdir, progress=False)
   assert (workdir / "config.json").read_bytes() == saved  # it still tells the truth
   code, _, stderr = _launch("pretrain", "--config=configs/smoke.py", f"--workdir={workdir}",
@@ -64,7 +64,7 @@ def test_a_rerun_that_would_change_results_is_refused_and_names_the_field(
   adapt_config, adapt_dir, _ = adapted
   other = adapt_config.copy_and_resolve_references()
   other.transfer.blocks = 2
-  with pytest.raises(experiment.WorkdirError, match=r"transfer.blocks: saved 1 vs given 2"):
+  with pytest.raises(workdirs.WorkdirError, match=r"transfer.blocks: saved 1 vs given 2"):
     experiment.adapt(other, adapt_dir, None, progress=False)
 
 

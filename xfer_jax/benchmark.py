@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xfer_jax import console, experiment
+from xfer_jax import console, experiment, programs
 from xfer_jax.data import Prepared, Split, window_samples
 from xfer_jax.loop import FitState, fit
 from xfer_jax.pretext import objectives, sources
@@ -79,10 +79,10 @@ def _runner(config, num_seeds: int, seed_chunk: int, objective: str = sources.SU
   config.train.num_seeds = num_seeds
   config.runtime.seed_chunk = seed_chunk
   if objective == sources.SUPERVISED:
-    return experiment.build_runner(config, NUM_CLASSES), config
+    return programs.build_runner(config, NUM_CLASSES), config
   built = objectives.build(objective, config.pretext, window_samples(config.data),
                            config.data.rate_hz)
-  return experiment.build_runner(config, built.num_outputs, objective=built), config
+  return programs.build_runner(config, built.num_outputs, objective=built), config
 
 
 def _random_windows(config, n: int, seed: int = 0):

@@ -16,7 +16,6 @@ run falls back to the newest intact step.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import os
@@ -26,11 +25,9 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from flax import serialization
 
 from xfer_jax import devices, errors
 from xfer_jax.errors import UserError, describe_os_error, os_cause
-from xfer_jax.loop import EarlyStopping, FitState
 
 FORMAT = "xfer_jax.checkpoint/1"
 
@@ -131,21 +128,6 @@ def verify(tree, meta: dict, where: str) -> None:
                           f"{' and more' if len(nonfinite) > 6 else ''}")
 
 
-def state_tree(state) -> dict:
-  """A FitState's arrays as the checkpoint's "state" item."""
-  return {"params": state.train.params, "batch_stats": state.train.batch_stats,
-          "opt_state": serialization.to_state_dict(state.train.opt_state),
-          "best_params": state.best_params, "best_batch_stats": state.best_batch_stats}
-
-
-def save_fit_state(ckpt: Checkpoints, state, meta: dict) -> None:
-  """Saves a FitState as one step: its arrays, and in the metadata its epoch
-  (the last completed, which numbers the step) and early-stopping state."""
-  last = state.epoch - 1
-  ckpt.save(last, state_tree(state),
-            {**meta, "epoch": last, "stopping": dataclasses.asdict(state.stopping)})
-
-
 def _resolve_step(directory: Path, step: int | None) -> tuple[Path, int]:
   directory = Path(directory)
   if (directory / "checkpoints").is_dir():
@@ -223,27 +205,16 @@ def read(directory: str | os.PathLike, step: int | None = None, target: Any = No
   return tree, meta
 
 
-def restore_fit_state(directory, abstract_train_state):
-  """(FitState, meta, skipped) of the newest intact step, for resuming a run;
-  abstract_train_state gives the shapes (Runner.abstract_state). skipped: the
-  (step, reason) of newer steps that could not be read or failed verification."""
-  abstract = abstract_train_state
-  target = {"params": abstract.params, "batch_stats": abstract.batch_stats,
-            "opt_state": serialization.to_state_dict(abstract.opt_state),
-            "best_params": abstract.params, "best_batch_stats": abstract.batch_stats}
+def read_newest_intact(directory, target) -> tuple[dict, dict, list[tuple[int, str]]]:
+  """(state tree, meta, skipped) of the newest step that reads and verifies, as
+  `target`'s structure; skipped: the (step, reason) of newer steps that did not."""
   directory, saved_steps = steps(directory)
   skipped = []
   for step in reversed(saved_steps):
     try:
       tree, meta = read(directory, step, target=target)
-      break
+      return tree, meta, skipped
     except CheckpointError as e:
       skipped.append((step, str(e)))
-  else:
-    raise CheckpointError(f"{directory}: no intact step to resume from: "
-                          + "; ".join(reason for _, reason in skipped))
-  opt_state = serialization.from_state_dict(abstract.opt_state, tree["opt_state"])
-  train = type(abstract)(tree["params"], tree["batch_stats"], opt_state)
-  state = FitState(train, tree["best_params"], tree["best_batch_stats"],
-                   EarlyStopping(**meta["stopping"]), meta["epoch"] + 1)
-  return state, meta, skipped
+  raise CheckpointError(f"{directory}: no intact step to resume from: "
+                        + "; ".join(reason for _, reason in skipped))

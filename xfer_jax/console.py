@@ -73,3 +73,17 @@ def _clock(seconds: float) -> str:
   m, s = divmod(int(seconds), 60)
   h, m = divmod(m, 60)
   return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def seed_table(summary: dict) -> list[dict]:
+  """A run's result per seed: epochs and test scores (F1, or a pretext's
+  accuracies); then mean ± std."""
+  scores = [k for k in summary["per_seed"][0]
+            if k == "micro_f1" or k == "macro_f1" or k.endswith("accuracy")]
+  rows = [{"seed": r["seed"], "epochs": r["epochs"], **{k: r[k] for k in scores}}
+          for r in summary["per_seed"]]
+  mean = lambda k: sum(r[k] for r in rows) / len(rows)
+  std = lambda k: (sum((r[k] - mean(k)) ** 2 for r in rows) / len(rows)) ** 0.5
+  rows.append({"seed": "mean±std", "epochs": "", **{k: f"{mean(k):.3f}±{std(k):.3f}"
+                                                     for k in scores}})
+  return rows

@@ -36,9 +36,9 @@ from scipy import stats as scipy_stats
 
 from xfer_jax import stats
 from xfer_jax.errors import UserError
+from xfer_jax.records import METRICS, Record
+from xfer_jax.transfer import BASELINE
 
-BASELINE = "baseline"
-METRICS = ("micro_f1", "macro_f1")
 POWER = 0.8
 
 
@@ -59,10 +59,10 @@ class Arm:
   source: str | None = None
   blocks: int | None = None
 
-  def matches(self, record: Mapping) -> bool:
-    return (record["strategy"] == self.strategy
-            and (self.source is None or record["arm_source"] == self.source)
-            and (self.blocks is None or record["blocks"] == self.blocks))
+  def matches(self, record: Record) -> bool:
+    return (record.strategy == self.strategy
+            and (self.source is None or record.arm_source == self.source)
+            and (self.blocks is None or record.blocks == self.blocks))
 
   def __str__(self) -> str:
     return ", ".join(str(v) for v in (self.strategy, self.source, self.blocks) if v is not None)
@@ -107,10 +107,10 @@ class Design:
                float(declared.get("margin", 0.0)), float(declared.get("alpha", stats.ALPHA)))
 
 
-def differences(records: Sequence[Mapping], contrast: Contrast, metric: str = "micro_f1"
+def differences(records: Sequence[Record], contrast: Contrast, metric: str = "micro_f1"
                 ) -> list[dict]:
   """One row per paired (treated, control) record: cell, replicate, difference in
-  points. Records carry strategy and arm_source (the study's source label)."""
+  points. Records carry their strategy (the study's grid)."""
   treated = [r for r in records if contrast.treated.matches(r)]
   control = [r for r in records if contrast.control.matches(r)]
   if not treated or not control:
@@ -120,7 +120,7 @@ def differences(records: Sequence[Mapping], contrast: Contrast, metric: str = "m
   free = [f for f, fixed in (("arm_source", "source"), ("blocks", "blocks"))
           if not against_baseline and getattr(contrast.treated, fixed) is None
           and getattr(contrast.control, fixed) is None]
-  key = lambda r: (r["target"], r["size"], r.get("fold", 0), r["seed"], *(r[f] for f in free))
+  key = lambda r: (r.target, r.size, r.fold or 0, r.seed, *(getattr(r, f) for f in free))
   by_key = collections.defaultdict(list)
   for r in control:
     by_key[key(r)].append(r)
@@ -133,9 +133,9 @@ def differences(records: Sequence[Mapping], contrast: Contrast, metric: str = "m
   for r in treated:
     match = by_key.get(key(r))
     if match:
-      rows.append({"cell": (r["target"], r["size"], r["arm_source"], r["blocks"]),
-                   "replicate": (r.get("fold", 0), r["seed"]),
-                   "difference": 100.0 * (r[metric] - match[0][metric])})
+      rows.append({"cell": (r.target, r.size, r.arm_source, r.blocks),
+                   "replicate": (r.fold or 0, r.seed),
+                   "difference": 100.0 * (r.metric(metric) - match[0].metric(metric))})
   if not rows:
     raise ContrastError(f"contrast {contrast.name!r}: arms {contrast.treated} and "
                         f"{contrast.control} share no cell (target, size and seed)")
@@ -220,7 +220,7 @@ def verdict(estimate: float, p_holm: float, p_equivalence_holm: float, alpha: fl
   return "inconclusive"
 
 
-def analyse(records: Sequence[Mapping], design: Design) -> list[dict]:
+def analyse(records: Sequence[Record], design: Design) -> list[dict]:
   """Every primary contrast on every metric: estimate, interval, Holm-adjusted p
   (over the contrasts of one metric) and verdict. A contrast one of whose arms has
   no records yet reads "no records yet" (Holm then adjusts over the others, so its

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from xfer_jax import experiment
+from xfer_jax import programs
 from xfer_jax.data import Prepared
 from xfer_jax.runner import SMALLEST_BATCH, Batches, EvalSet, chunk_rows
 from xfer_jax.step import seed_keys
@@ -42,7 +42,7 @@ SMALL_ROWS = 32  # the calibration's small batch (a 20-window cell's)
 def calibrate(config, prepared: Prepared, repeats: int = 3) -> dict:
   """Seconds per training step (fixed and per row) and per evaluated row, for
   all of config's seeds; each the fastest of `repeats` after a compiling run."""
-  runner = experiment.build_runner(config, prepared.num_classes)
+  runner = programs.build_runner(config, prepared.num_classes)
   seeds, batch = config.train.num_seeds, config.train.batch_size
   train, val = prepared.splits["train"], prepared.splits["val"]
   keys = seed_keys(0, seeds)

@@ -7,7 +7,7 @@
 A FitState is everything a run needs to continue: parameters, batch statistics
 and optimiser state of every seed, each seed's best-validation parameters and
 statistics, the early-stopping state and the epochs done. Checkpoints save and
-restore it as a unit (checkpoints.save_fit_state), so a resumed run continues
+restore it as a unit (save_fit_state, restore_fit_state), so a resumed run continues
 exactly where the saved one was. Hooks see it after every epoch.
 """
 
@@ -24,7 +24,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
 
+from xfer_jax import checkpoints
 from xfer_jax.console import Progress
 from xfer_jax.data.atomic import write_text
 from xfer_jax.runner import Batches, EvalSet, Runner
@@ -131,6 +133,37 @@ class FitState:
   @property
   def done(self) -> bool:
     return self.stopping.all_stopped
+
+
+def _state_tree(state: FitState | TrainState) -> dict:
+  """A FitState's arrays as a checkpoint's "state" item (a TrainState: its shapes)."""
+  train = state.train if isinstance(state, FitState) else state
+  best = (state.best_params, state.best_batch_stats) if isinstance(state, FitState) else (
+      train.params, train.batch_stats)
+  return {"params": train.params, "batch_stats": train.batch_stats,
+          "opt_state": serialization.to_state_dict(train.opt_state),
+          "best_params": best[0], "best_batch_stats": best[1]}
+
+
+def save_fit_state(ckpt: checkpoints.Checkpoints, state: FitState, meta: dict) -> None:
+  """Saves a FitState as one step: its arrays, and in the metadata its epoch (the
+  last completed, which numbers the step) and early-stopping state."""
+  last = state.epoch - 1
+  ckpt.save(last, _state_tree(state),
+            {**meta, "epoch": last, "stopping": dataclasses.asdict(state.stopping)})
+
+
+def restore_fit_state(directory, abstract_train_state: TrainState):
+  """(FitState, meta, skipped) of the newest intact step, for resuming a run;
+  abstract_train_state gives the shapes (Runner.abstract_state). skipped: the
+  (step, reason) of newer steps that could not be read or failed verification."""
+  abstract = abstract_train_state
+  tree, meta, skipped = checkpoints.read_newest_intact(directory, _state_tree(abstract))
+  opt_state = serialization.from_state_dict(abstract.opt_state, tree["opt_state"])
+  train = type(abstract)(tree["params"], tree["batch_stats"], opt_state)
+  state = FitState(train, tree["best_params"], tree["best_batch_stats"],
+                   EarlyStopping(**meta["stopping"]), meta["epoch"] + 1)
+  return state, meta, skipped
 
 
 class Hook:
@@ -242,7 +275,7 @@ class Checkpointer(Hook):
   bound keeps short runs from spending more on saving than on training
   (docs/performance.md#checkpoints-sized-to-the-work).
 
-  save(state) does the writing (checkpoints.save_fit_state with the run's metadata)."""
+  save(state) does the writing (save_fit_state with the run's metadata)."""
 
   def __init__(self, save, every: int = 0, every_s: float = 0.0, clock=time.monotonic):
     self.save, self.every, self.every_s, self.clock = save, every, every_s, clock

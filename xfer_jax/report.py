@@ -32,57 +32,51 @@ import numpy as np
 from xfer_jax import results, stats
 from xfer_jax.console import format_markdown
 from xfer_jax.data.atomic import write_bytes, write_text
-
-METRICS = ("micro_f1", "macro_f1")
-
-
-def replicate(record: Mapping):
-  """What pairs a record with its baseline: its seed, or (fold, seed) in a record of
-  a fold set (config.data.folds), whose seeds repeat in every fold."""
-  return (record["fold"], record["seed"]) if "fold" in record else record["seed"]
+from xfer_jax.records import METRICS, Record
+from xfer_jax.transfer import BASELINE
 
 
-def aggregate(records: Sequence[Mapping]) -> list[dict]:
+def aggregate(records: Sequence[Record]) -> list[dict]:
   """One row per (target, source, size, blocks), and strategy where records name
   one (several grids read together: xfer_jax/study.py): mean, std and n over
   seeds; a transfer cell's gain over the baseline of its target and size
   (difference of means) and the gain's std over paired seeds."""
   groups: dict[tuple, list[Mapping]] = defaultdict(list)
-  by_seed: dict[int, dict[int, Mapping]] = {}  # id(row) -> its records by seed
+  by_seed: dict[int, dict[int, Record]] = {}  # id(row) -> its records by seed
   seen = set()
   for r in records:
-    record = (r.get("strategy"), r.get("fold"), *results.record_id(r))
+    record = (r.strategy, r.fold, *r.id)
     if record in seen:  # an overlapping slice's duplicate: count once
       continue
     seen.add(record)
-    groups[(r["target"], r.get("strategy"), r["source"], r["size"], r["blocks"])].append(r)
+    groups[(r.target, r.strategy, r.source, r.size, r.blocks)].append(r)
   rows = []
   for (target, strategy, source, size, blocks), group in sorted(groups.items(), key=_order):
-    row = {"target": target, "source": source or "baseline", "size": size, "blocks": blocks,
-           "n": len(group), "seeds": sorted(r["seed"] for r in group)}
+    row = {"target": target, "source": source or BASELINE, "size": size, "blocks": blocks,
+           "n": len(group), "seeds": sorted(r.seed for r in group)}
     if strategy is not None:
       row["strategy"] = strategy
     for m in METRICS:
-      values = np.array([r[m] for r in group])
+      values = np.array([r.metric(m) for r in group])
       row[f"{m}_mean"], row[f"{m}_ci95"] = stats.mean_ci(values)
       row[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    row["majority_micro_f1"] = float(group[0]["majority_micro_f1"])
-    row["majority_macro_f1"] = float(group[0]["majority_macro_f1"])
+    row["majority_micro_f1"] = float(group[0].majority_micro_f1)
+    row["majority_macro_f1"] = float(group[0].majority_macro_f1)
     # the epoch whose weights were kept: a baseline stuck near 0 never got going
-    row["best_epoch_mean"] = float(np.mean([r["best_epoch"] for r in group]))
+    row["best_epoch_mean"] = float(np.mean([r.best_epoch for r in group]))
     rows.append(row)
-    by_seed[id(row)] = {replicate(r): r for r in group}
-  baseline = {(r["target"], r["size"]): r for r in rows if r["source"] == "baseline"}
+    by_seed[id(row)] = {r.replicate: r for r in group}
+  baseline = {(r["target"], r["size"]): r for r in rows if r["source"] == BASELINE}
   for r in rows:
     base = baseline.get((r["target"], r["size"]))
-    paired = base is not None and r["source"] != "baseline"
+    paired = base is not None and r["source"] != BASELINE
     seeds = sorted(set(by_seed[id(r)]) & set(by_seed[id(base)])) if paired else []
     for m in METRICS:
       r[f"{m}_gain"] = r[f"{m}_mean"] - base[f"{m}_mean"] if paired else None
       # seed s of a cell and of its baseline share the adaptation windows, so the
       # spread of the gain is that of the per-seed differences
-      treated = [by_seed[id(r)][s][m] for s in seeds]
-      control = [by_seed[id(base)][s][m] for s in seeds]
+      treated = [by_seed[id(r)][s].metric(m) for s in seeds]
+      control = [by_seed[id(base)][s].metric(m) for s in seeds]
       diffs = np.subtract(treated, control)
       r[f"{m}_gain_std"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
       r[f"{m}_gain_ci95"] = stats.mean_ci(diffs)[1] if len(diffs) else None
@@ -120,31 +114,31 @@ def write_csv(rows: Sequence[Mapping], path: Path) -> None:
 
 def _layout(rows: Sequence[Mapping]):
   targets = list(dict.fromkeys(r["target"] for r in rows))
-  sources = sorted({r["source"] for r in rows if r["source"] != "baseline"})
+  sources = sorted({r["source"] for r in rows if r["source"] != BASELINE})
   return targets, sources
 
 
 def _grid(rows, target, source, key="micro_f1_mean"):
   """(sizes, columns, rows' values of key as an array, the rows) of one
   target-source heatmap."""
-  mine = [r for r in rows if r["target"] == target and r["source"] in ("baseline", source)]
+  mine = [r for r in rows if r["target"] == target and r["source"] in (BASELINE, source)]
   sizes = sorted({r["size"] for r in mine})
   blocks = sorted({r["blocks"] for r in mine if r["source"] == source})
-  columns = ["baseline"] + [f"{k}" for k in blocks]
+  columns = [BASELINE] + [f"{k}" for k in blocks]
   values = np.full((len(sizes), len(columns)), np.nan)
   cells = np.full((len(sizes), len(columns)), None, dtype=object)
   for r in mine:
-    j = 0 if r["source"] == "baseline" else 1 + blocks.index(r["blocks"])
+    j = 0 if r["source"] == BASELINE else 1 + blocks.index(r["blocks"])
     values[sizes.index(r["size"]), j] = np.nan if r.get(key) is None else r[key]
     cells[sizes.index(r["size"]), j] = r
   return sizes, columns, values, cells
 
 
-def grid_title(records: Sequence[Mapping], grid: Mapping) -> str:
+def grid_title(records: Sequence[Record], grid: Mapping) -> str:
   """What a figure shows: the grid's key, strategy, batch-norm momentum and seeds."""
-  seeds = sorted({r["seed"] for r in records})
-  modes = sorted({r["mode"] for r in records if r.get("mode") and r["mode"] != "baseline"})
-  key = records[0].get("config_key", "-") if records else "-"
+  seeds = sorted({r.seed for r in records})
+  modes = sorted({r.mode for r in records if r.mode != BASELINE})
+  key = records[0].config_key if records else "-"
   momentum = grid.get("model.bn_momentum", "?")
   return (f"grid {key}: {', '.join(modes) or 'baseline only'}; bn momentum {momentum}; "
           f"{len(seeds)} seeds")
@@ -299,12 +293,12 @@ def labels_spent(grid: Mapping) -> str:
   return f"Each cell adapts on {size}; each seed's epoch is picked by {picks}."
 
 
-def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: Mapping) -> str:
+def summary_markdown(rows: Sequence[Mapping], records: Sequence[Record], grid: Mapping) -> str:
   pairs = pair_summaries(rows)
-  seeds = sorted({r["seed"] for r in records})
+  seeds = sorted({r.seed for r in records})
   lines = ["# Transfer vs baseline", "",
            f"{len(records)} records, {len(rows)} cells, seeds {seeds}; config key "
-           f"`{records[0]['config_key'] if records else '-'}`. {labels_spent(grid)}",
+           f"`{records[0].config_key if records else '-'}`. {labels_spent(grid)}",
            "Gains are points of micro-F1 (macro-F1 beside it) of the mean over seeds, "
            "against the baseline trained on the same adaptation windows; ± is the std of "
            "the per-seed gains. A win or loss is significant where the paired t-test over "
@@ -318,14 +312,14 @@ def summary_markdown(rows: Sequence[Mapping], records: Sequence[Mapping], grid: 
     cells = sum(p["cells"] for p in pairs)
     lines += [f"**Significant wins: {wins}; significant losses: {losses}; of {cells} transfer "
               f"cells** (micro-F1, {stats.CORRECTION}-corrected paired t, alpha {stats.ALPHA}).",
-              "", *power_lines([r for r in rows if r["source"] != "baseline"])]
+              "", *power_lines([r for r in rows if r["source"] != BASELINE])]
     if wins + losses == 0:
       lines += [f"No transfer cell differs significantly from its baseline: with {len(seeds)} "
                 "seed(s) per cell, every gain and loss here is within what the seed-to-seed "
                 "spread allows. Read the heatmaps as noise, or run more seeds.", ""]
     lines += ["## Per pair: significant wins and losses, and the best transfer cell", "",
               format_markdown(pairs, floatfmt=".1f"), ""]
-  baselines = [r for r in rows if r["source"] == "baseline"]
+  baselines = [r for r in rows if r["source"] == BASELINE]
   if baselines:
     lines += ["## Baseline (no transfer) per target and size", "",
               format_markdown([{"target": r["target"], "size": r["size"],

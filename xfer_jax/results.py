@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -21,8 +22,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from xfer_jax import defaults
 from xfer_jax.data.atomic import write_text
 from xfer_jax.errors import UserError
+from xfer_jax.records import Record, RecordError
 
 RESULTS_GLOB = "results*.jsonl"
 GRID_FILE = "sweep.json"
@@ -51,12 +54,14 @@ def flat_fields(tree: Mapping, prefix: str = "") -> dict[str, object]:
 def science_fields(config: Mapping | object) -> dict[str, object]:
   """The fields of a config (a ConfigDict, or one as saved in config.json) that
   decide a run's numbers: all but config.runtime and file locations, flattened
-  'a.b' -> value. A config saved before config.runtime existed is upgraded."""
+  'a.b' -> value, as today's config: a field added since it was saved takes its
+  default, which reproduces what was computed before the field existed
+  (xfer_jax/defaults.py); a field since removed or moved out of the science is dropped."""
   tree = config if isinstance(config, Mapping) else json.loads(config.to_json_best_effort())
   fields = flat_fields({k: v for k, v in tree.items() if k != "runtime"})
   if "runtime" not in tree:
     fields = upgrade_fields(fields)
-  fields = with_added_fields(fields)
+  fields = current_fields(fields)
   return {k: v for k, v in sorted(fields.items()) if k not in LOCATION_FIELDS}
 
 
@@ -69,29 +74,24 @@ def grid_fields(config) -> dict[str, object]:
 # run settings that lived in config.train before config.runtime
 _FORMER_TRAIN_RUNTIME = ("epoch_loop", "seed_chunk", "num_devices", "batch_devices",
                          "eval_batch_size", "checkpoint_every")
+# fields that left the science: how a run computes, not what (model.conv is now
+# config.runtime.conv; model.stack_towers was removed: docs/performance.md)
+_NOT_SCIENCE = ("model.conv", "model.stack_towers")
 
 
-# fields added since GRID_FORMAT 2, with the value that reproduces what a config
-# saved before them computed: a saved grid without them is the same grid
-ADDED_FIELDS = {"data.min_labelled": 0.5, "data.check_units": True,
-                "data.allow_lost_classes": False, "model.conv": "xla", "model.stack_towers": False,
-                "sweep.size_cap": "grid", "train.stop_on": "val_loss",
-                "transfer.head_init": "random", "pool.balance": "none",
-                "data.folds": 0, "data.fold": 0, "adapt.budget": "windows",
-                "adapt.selection": "oracle", "adapt.inner_fraction": 0.2,
-                # self-supervised sources' settings (configs/common.py's pretext_config)
-                "pretext.tasks": ["arrow_of_time", "permutation", "time_warp"],
-                "pretext.transform_prob": 0.5, "pretext.segments": 4,
-                "pretext.min_segment_s": 0.4, "pretext.warp_sigma": 0.2, "pretext.warp_knots": 4,
-                "pretext.augment_prob.rotate": 0.8, "pretext.augment_prob.scale": 0.8,
-                "pretext.augment_prob.jitter": 0.8, "pretext.augment_prob.time_warp": 0.5,
-                "pretext.augment_prob.mask": 0.5, "pretext.scale_sigma": 0.1,
-                "pretext.jitter_sigma": 0.05, "pretext.mask_fraction": 0.2,
-                "pretext.temperature": 0.1, "pretext.projection_dim": 64, "pretext.holdout": 0.2}
+@functools.cache
+def default_fields() -> dict[str, object]:
+  """Every science field at its default (xfer_jax/defaults.py), but the coordinates
+  a sweep sets per cell and file locations, which a saved grid leaves out by design."""
+  tree = json.loads(defaults.base_config().to_json_best_effort())
+  fields = flat_fields({k: v for k, v in tree.items() if k != "runtime"})
+  return {k: v for k, v in fields.items() if k not in CELL_FIELDS + LOCATION_FIELDS}
 
 
-def with_added_fields(fields: Mapping[str, object]) -> dict[str, object]:
-  return {**ADDED_FIELDS, **fields}
+def current_fields(fields: Mapping[str, object]) -> dict[str, object]:
+  """Saved fields as the same config's fields now: absent ones at their default,
+  those that left the science dropped."""
+  return {**default_fields(), **{k: v for k, v in fields.items() if k not in _NOT_SCIENCE}}
 
 
 def upgrade_fields(fields: Mapping[str, object]) -> dict[str, object]:
@@ -101,15 +101,14 @@ def upgrade_fields(fields: Mapping[str, object]) -> dict[str, object]:
             if k not in {f"train.{name}" for name in _FORMER_TRAIN_RUNTIME}}
   fields.pop("model.num_blocks", None)  # now len(model.filters)
   fields.pop("adapt.validation", None)  # was read nowhere: the target's val split selects
-  # added after the first real-data results, which used this value and left it out
-  fields.setdefault("model.bn_momentum", 0.99)
-  fields.setdefault("model.dtype", "float32")
-  fields.setdefault("transfer.lr_scale", None)
   return fields
 
 
 def config_key(fields: Mapping[str, object]) -> str:
-  return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+  """A grid's key: a hash of its fields that differ from their defaults, so that a
+  field added at its default leaves every key as it was."""
+  changed = {k: v for k, v in fields.items() if default_fields().get(k, "<absent>") != v}
+  return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def differing_fields(a: Mapping[str, object], b: Mapping[str, object]) -> list[str]:
@@ -128,9 +127,9 @@ def grid_key(workdir: Path, fields: Mapping[str, object]) -> str | None:
   saved = read_grid(workdir)
   if saved is None:
     return None
-  saved_fields = with_added_fields(saved["fields"])
+  saved_fields = current_fields(saved["fields"])
   if saved.get("format", 1) < GRID_FORMAT:
-    saved_fields = upgrade_fields(saved_fields)
+    saved_fields = current_fields(upgrade_fields(saved["fields"]))
   if saved_fields != dict(fields):
     raise ResultsError(
         f"{workdir / GRID_FILE}: this workdir holds results of a different grid config ("
@@ -168,7 +167,7 @@ def read_grid(workdir: Path) -> dict | None:
   return saved
 
 
-def read(path: Path, quiet: bool = False) -> list[dict]:
+def read(path: Path, quiet: bool = False) -> list[Record]:
   """The complete records of one results file; a cut-off line is skipped with a
   warning (quiet: silently, as while tasks are appending to it)."""
   records = []
@@ -178,13 +177,19 @@ def read(path: Path, quiet: bool = False) -> list[dict]:
     if not line.strip():
       continue
     try:
-      records.append(json.loads(line))
+      line_json = json.loads(line)
     except json.JSONDecodeError:
       if quiet:
         continue
       last = number == len(lines) and not text.endswith("\n")
       logging.warning("%s:%d: skipped a %s line (%d characters)", path, number,
                       "truncated last" if last else "corrupt", len(line))
+      continue
+    try:
+      records.append(Record.from_json(line_json, f"{path}:{number}"))
+    except (RecordError, TypeError, AttributeError) as e:
+      raise ResultsError(str(e) if isinstance(e, RecordError) else
+                         f"{path}:{number}: not a sweep record ({e})") from None
   return records
 
 
@@ -199,11 +204,11 @@ def repair(path: Path) -> None:
     os.truncate(path, keep)
 
 
-def append(path: Path, records: Sequence[Mapping]) -> None:
+def append(path: Path, records: Sequence[Record]) -> None:
   """Appends records as one write, flushed to disk before returning."""
   if not records:
     return
-  data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+  data = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in records).encode()
   fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
   try:
     written = os.write(fd, data)
@@ -221,7 +226,7 @@ def results_files(workdir: Path) -> list[Path]:
   return sorted(workdir.glob(RESULTS_GLOB))
 
 
-def load(paths: Iterable[str | os.PathLike]) -> tuple[list[dict], dict]:
+def load(paths: Iterable[str | os.PathLike]) -> tuple[list[Record], dict]:
   """Records of results files or sweep workdirs, checked to come from one grid.
 
   Returns (records, grid fields). Files are paired with the sweep.json beside
@@ -238,12 +243,12 @@ def load(paths: Iterable[str | os.PathLike]) -> tuple[list[dict], dict]:
         raise ResultsError(f"{path}: no such results file")
       saved = read_grid(path.parent)
       file_records = read(path)
-      keys = {r.get("config_key") for r in file_records}
+      keys = {r.config_key for r in file_records}
       if saved is not None:
         if keys - {saved["config_key"]}:
           raise ResultsError(f"{path}: records with config keys {sorted(map(str, keys))} beside "
                              f"{path.parent / GRID_FILE} (key {saved['config_key']})")
-        fields = with_added_fields(saved["fields"])
+        fields = current_fields(saved["fields"])
         if grid is None:
           grid, grid_source = fields, path.parent / GRID_FILE
         elif fields != grid:
@@ -251,34 +256,30 @@ def load(paths: Iterable[str | os.PathLike]) -> tuple[list[dict], dict]:
               f"{path}: from a different grid config than {grid_source} ("
               f"{describe_differences(grid, fields, (str(grid_source), str(path)))})")
       records.extend(file_records)
-  keys = {r.get("config_key") for r in records}
+  keys = {r.config_key for r in records}
   if len(keys) > 1:
     raise ResultsError(f"records of {len(keys)} different grid configs {sorted(map(str, keys))}; "
                        "report one grid at a time")
   return records, grid or {}
 
 
-def check_overlap(records: Sequence[Mapping]) -> list[str]:
+def check_overlap(records: Sequence[Record]) -> list[str]:
   """Cells recorded more than once for a seed (overlapping task slices)."""
   seen: dict[tuple, list] = {}
   for r in records:
-    seen.setdefault(record_id(r), []).append(r.get("task"))
+    seen.setdefault(r.id, []).append(r.task)
   return [f"{cell} recorded {len(tasks)} times (tasks {tasks})"
           for cell, tasks in seen.items() if len(tasks) > 1]
 
 
-def record_id(r: Mapping) -> tuple:
-  return (r["target"], r["source"], r["size"], r["blocks"], r["seed"])
-
-
-def recorded(workdir: Path, key: str, quiet: bool = False) -> dict[tuple, dict]:
+def recorded(workdir: Path, key: str, quiet: bool = False) -> dict[tuple, Record]:
   """The complete records of grid `key` in every results file of workdir, by
-  record_id (the first of duplicates)."""
+  Record.id (the first of duplicates)."""
   out = {}
   for path in results_files(workdir):
     for r in read(path, quiet):
-      if r.get("config_key") == key:
-        out.setdefault(record_id(r), r)
+      if r.config_key == key:
+        out.setdefault(r.id, r)
   return out
 
 

@@ -135,6 +135,9 @@ class EvalSet:
 EPOCH_LOOPS = ("host", "device")
 
 
+CONVS = ("xla", "unfold")
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
   """config.runtime with every "auto" resolved for this process's devices. Changes
@@ -147,6 +150,7 @@ class Settings:
   eval_batch_size: int
   checkpoint_every: int  # epochs; 0 = no epoch bound
   checkpoint_every_s: float  # seconds of training a kill may lose; 0 = no time bound
+  conv: str = "xla"  # how the model's convolutions run (models/multiresnet.py)
 
   @classmethod
   def resolve(cls, runtime: Mapping, device_list=None) -> Settings:
@@ -176,8 +180,11 @@ class Settings:
                        "chunk size")
     if chunk == 0 and cpu and len(chosen) == batch_devices:
       chunk = 1  # one CPU device: one seed per call (see the module docstring)
+    conv = runtime.get("conv", "xla")
+    if conv not in CONVS:
+      raise ValueError(f"config.runtime.conv={conv!r}: expected one of {CONVS}")
     return cls(loop, chunk, chosen, batch_devices, runtime["eval_batch_size"],
-               runtime["checkpoint_every"], float(runtime["checkpoint_every_s"]))
+               runtime["checkpoint_every"], float(runtime["checkpoint_every_s"]), conv)
 
 
 # -- programs: a single-seed function and the role of each argument, declared once -------

@@ -119,16 +119,8 @@ class Step:
     """(params, batch stats) of a fresh model in its dtype; key: the seed's init_key."""
     x = jnp.zeros((1, *self.window_shape), jnp.float32)
     variables = self.model.init({"params": key, "dropout": key}, x, train=False)
-    cast = lambda tree: jax.tree.map(lambda a: a.astype(self.model.dtype), self._user(tree))
+    cast = lambda tree: jax.tree.map(lambda a: a.astype(self.model.dtype), tree)
     return cast(variables["params"]), cast(variables.get("batch_stats", {}))
-
-  def _variables(self, params, batch_stats):
-    """The module's variables from the user-layout trees (models/multiresnet.py)."""
-    layout = getattr(self.model, "to_model_layout", lambda tree: tree)
-    return {"params": layout(params), "batch_stats": layout(batch_stats)}
-
-  def _user(self, tree):
-    return getattr(self.model, "to_user_layout", lambda tree: tree)(tree)
 
   def init(self, key) -> TrainState:
     params, batch_stats = self.init_variables(init_key(key))
@@ -140,11 +132,11 @@ class Step:
     updated batch statistics)."""
     x, target, mask = self.objective.views(augment_key, *batch)
     outputs, updates = self.model.apply(
-        self._variables(params, batch_stats), x, train=True, mask_B=mask,
+        {"params": params, "batch_stats": batch_stats}, x, train=True, mask_B=mask,
         rngs={"dropout": dropout_key}, mutable=["batch_stats"])
     loss_sum, _, rows, _ = self.objective.sums(outputs, target, mask)
     loss = loss_sum / jnp.maximum(rows, 1.0)
-    new_stats = self._user(updates["batch_stats"]) if "batch_stats" in updates else batch_stats
+    new_stats = updates["batch_stats"] if "batch_stats" in updates else batch_stats
     return loss + l2_penalty(params, self.l2), (loss, new_stats)
 
   def train_step(self, state: TrainState, batch, epoch_key, batch_index):
@@ -158,7 +150,7 @@ class Step:
     return TrainState(params, batch_stats, opt_state), loss
 
   def logits(self, params, batch_stats, x):
-    return self.model.apply(self._variables(params, batch_stats), x, train=False)
+    return self.model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)
 
   def eval_step(self, params, batch_stats, batch):
     """(summed loss, summed score, an int per row) of a batch's real rows: for

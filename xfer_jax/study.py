@@ -27,6 +27,7 @@ write() renders them as summary.md, results.csv and gains.png from the records a
 from __future__ import annotations
 
 import collections
+import dataclasses
 import io
 import json
 import os
@@ -37,11 +38,11 @@ import numpy as np
 
 from xfer_jax import contrasts, report, results, stats
 from xfer_jax.console import format_markdown
-from xfer_jax.data import pool
 from xfer_jax.data.atomic import write_bytes, write_text
 from xfer_jax.pretext import sources as pretext_sources
+from xfer_jax.records import Record, source_label
+from xfer_jax.transfer import BASELINE, WHOLE_MODEL_MODES
 
-BASELINE = "baseline"
 SOURCES = "sources"  # ROOT/sources/<source>/result.json: what each source model reached
 # ROOT/design.json: the study's declared questions (xfer_jax/contrasts.py's Design):
 # {"margin": points, "primary": [{"name", "treated": {"strategy", "source"?,
@@ -66,11 +67,13 @@ def grid_folders(root: Path) -> list[Path]:
   """Each strategy's sweep workdirs: ROOT/<strategy>/ itself or, for a fold set, one
   workdir per fold below it (ROOT/<strategy>/<fold>/: config.data.fold is a grid
   field, so each fold is its own grid)."""
-  return sorted({p.parent for pattern in (f"*/{results.GRID_FILE}", f"*/*/{results.GRID_FILE}")
-                 for p in root.glob(pattern)})
+  folds = [p.parent for p in root.glob(f"*/*/{results.GRID_FILE}")
+           if results.read_grid(p.parent)["fields"].get("data.folds")]
+  # (a folder of grids without folds below ROOT is another study: real_v2/val_accuracy)
+  return sorted({p.parent for p in root.glob(f"*/{results.GRID_FILE}")} | set(folds))
 
 
-def load(root: str | os.PathLike) -> tuple[list[dict], dict[str, dict]]:
+def load(root: str | os.PathLike) -> tuple[list[Record], dict[str, dict]]:
   """(records tagged with their strategy, {strategy: grid fields}) of ROOT's grids;
   a strategy's fold workdirs are one grid but for config.data.fold."""
   root = Path(root)
@@ -89,9 +92,7 @@ def load(root: str | os.PathLike) -> tuple[list[dict], dict[str, dict]]:
       raise StudyError(f"{folder}: its grid differs from the other folds of {strategy!r} in "
                        f"more than the fold ({results.describe_differences(fields, grids[strategy])})")
     grids[strategy] = fields
-    records += [{**r, "strategy": strategy,
-                 "arm_source": r["source"] and pooled_label(r["source"], r["target"])}
-                for r in grid_records]
+    records += [dataclasses.replace(r, strategy=strategy) for r in grid_records]
   if BASELINE not in grids:
     raise StudyError(f"{root / BASELINE}: no baseline records; every comparison is against them")
   shared = {s: {k: v for k, v in f.items() if not k.startswith(STRATEGY_FIELDS)}
@@ -118,7 +119,7 @@ def read_design(root: str | os.PathLike, path: str | os.PathLike | None = None
     raise StudyError(f"{path}: not JSON ({e})") from e
 
 
-def primary_lines(records: Sequence[Mapping], design: contrasts.Design) -> list[str]:
+def primary_lines(records: Sequence[Record], design: contrasts.Design) -> list[str]:
   """The declared contrasts' table: estimate, interval, Holm p and verdict per metric."""
   rows = contrasts.analyse(records, design)
   table = [{"contrast": r["contrast"], "metric": r["metric"].replace("_", "-"),
@@ -137,7 +138,7 @@ def primary_lines(records: Sequence[Mapping], design: contrasts.Design) -> list[
           "exploratory.", "", format_markdown(table), ""]
 
 
-def power_rows(records: Sequence[Mapping], design: contrasts.Design,
+def power_rows(records: Sequence[Record], design: contrasts.Design,
                replicates: Sequence[int], target: float | None = None) -> list[dict]:
   """Per declared contrast: its variance components from these records and, at its
   cells, the smallest difference found with 80 % power at each planned number of
@@ -221,13 +222,12 @@ def publish(run_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Pat
   return [out_dir / path.relative_to(run_root) for path in files]
 
 
-def seed_values(records: Sequence[Mapping], metric: str = "micro_f1") -> dict[tuple, dict]:
-  """{(strategy, target, source, size, blocks): {replicate: value}}, a replicate
-  being a seed (report.replicate: (fold, seed) where a study runs folds)."""
+def seed_values(records: Sequence[Record], field: str = "micro_f1") -> dict[tuple, dict]:
+  """{(strategy, target, source, size, blocks): {replicate: the record's field}}, a
+  replicate being a seed (Record.replicate: (fold, seed) where a study runs folds)."""
   out: dict[tuple, dict] = collections.defaultdict(dict)
   for r in records:
-    out[(r["strategy"], r["target"], r["source"], r["size"], r["blocks"])][
-        report.replicate(r)] = r[metric]
+    out[(r.strategy, *r.cell)][r.replicate] = getattr(r, field)
   return out
 
 
@@ -249,17 +249,6 @@ def corrected(rows: list[dict]) -> list[dict]:
   return rows
 
 
-def pooled_label(source: str, target: str | None = None) -> str:
-  """A source as the per-strategy average groups it: the leave-one-out pools of
-  different targets are one arm, and so are the self-supervised sources of each
-  target's own train split ("simclr:own")."""
-  objective = pretext_sources.objective_of(source)
-  prefix = "" if objective == pretext_sources.SUPERVISED else f"{objective}:"
-  if prefix and target in pool.members(source):
-    return f"{prefix}own" + ("+" if "+" in source else "")
-  return f"{prefix}pooled" if "+" in source else source
-
-
 def averaged_over_cells(values: Mapping[tuple, Mapping[int, float]],
                         grids: Mapping[str, Mapping]) -> list[dict]:
   """Per strategy, source (pools as one) and k: the gain over the baseline averaged
@@ -273,7 +262,7 @@ def averaged_over_cells(values: Mapping[tuple, Mapping[int, float]],
   for (strategy, target, source, size, blocks), treated in values.items():
     base = values.get((BASELINE, target, None, size, 0))
     if source is not None and base is not None:
-      arms[(strategy, pooled_label(source, target), blocks)].append((treated, base))
+      arms[(strategy, source_label(source, target), blocks)].append((treated, base))
   rows = []
   for (strategy, source, blocks), cells in arms.items():
     seeds = sorted(set.intersection(*(set(t) & set(b) for t, b in cells)))
@@ -298,7 +287,7 @@ def against_reference(values: Mapping[tuple, Mapping[int, float]],
   arms: dict[tuple, list] = collections.defaultdict(list)
   for key in values.keys() & reference.keys():
     strategy, target, source, _, blocks = key
-    arms[(strategy, pooled_label(source, target) if source else BASELINE, blocks)].append(key)
+    arms[(strategy, source_label(source, target) if source else BASELINE, blocks)].append(key)
   scores, gains = [], []
   for (strategy, source, blocks), keys in sorted(arms.items(), key=lambda item: str(item[0])):
     keys = sorted(keys, key=str)
@@ -378,20 +367,23 @@ def self_supervised_vs_supervised(values: Mapping[tuple, Mapping[int, float]],
       if ((t2, n2, k2) == (target, size, blocks) and _supervised(other) and "+" not in other
           and strategy_of(s2) == strategy_of(strategy)):
         rows.append({"target": target, "size": size, "blocks": blocks,
-                     "self_supervised": pooled_label(source, target), "supervised": other,
+                     "self_supervised": source_label(source, target), "supervised": other,
                      "strategies": strategy if s2 == strategy else f"{strategy} / {s2}",
                      **paired(ssl, supervised)})
   return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["self_supervised"])))
 
 
-def spectral_vs_temporal(values: Mapping[tuple, Mapping[int, float]]) -> list[dict]:
-  """Per target, size, source and temporal k: spectral-only minus temporal-only."""
+def spectral_vs_temporal(values: Mapping[tuple, Mapping[int, float]],
+                         grids: Mapping[str, Mapping]) -> list[dict]:
+  """Per target, size, source and temporal k: a grid transferring the spectral branch
+  alone (config.transfer.branch) minus one transferring the temporal branch alone."""
+  branch = lambda strategy: grids.get(strategy, {}).get("transfer.branch")
   rows = []
   for (strategy, target, source, size, _), spectral in values.items():
-    if strategy != "spectral":
+    if branch(strategy) != "spectral":
       continue
     for (s2, t2, src2, n2, k2), temporal in values.items():
-      if s2 == "temporal" and (t2, src2, n2) == (target, source, size):
+      if branch(s2) == "temporal" and (t2, src2, n2) == (target, source, size):
         rows.append({"target": target, "source": source, "size": size, "temporal_blocks": k2,
                      **paired(spectral, temporal)})
   return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["source"],
@@ -402,10 +394,6 @@ def _pts(value: float | None, ci: float | None = None) -> str:
   if value is None:
     return ""
   return f"{100 * value:+.1f}" + (f" ± {100 * ci:.1f}" if ci is not None else "")
-
-
-# the modes whose transfer does not depend on k: everything but the head is copied
-WHOLE_MODEL_MODES = ("finetune_all", "discriminative", "lp_ft")
 
 
 def _cell(row: Mapping, grids: Mapping[str, Mapping]) -> str:
@@ -434,30 +422,30 @@ def best_per_target_size(rows: Sequence[Mapping], grids: Mapping[str, Mapping]) 
   return out
 
 
-def _capped(record: Mapping, cap: int) -> bool:
+def _capped(record: Record, cap: int) -> bool:
   """Whether a phase of the record's run stopped at the epoch cap (lp_ft's probe too)."""
-  return max(record["epochs"], record.get("probe_epochs", 0)) >= cap
+  return max(record.epochs, record.probe_epochs or 0) >= cap
 
 
-def below_half_the_baseline(records: Sequence[Mapping]) -> tuple[int, int]:
+def below_half_the_baseline(records: Sequence[Record]) -> tuple[int, int]:
   """(runs whose micro-F1 is under half their seed's baseline on the same windows, runs
   with such a baseline): a strategy that sometimes fails outright, where a mean gain
   cannot tell it from one a little worse everywhere."""
-  key = lambda r: (r["target"], r["size"], report.replicate(r))
-  base = {key(r): r["micro_f1"] for r in records if r["strategy"] == BASELINE}
-  paired = [(r["micro_f1"], base[key(r)]) for r in records
-            if r["strategy"] != BASELINE and key(r) in base]
+  key = lambda r: (r.target, r.size, r.replicate)
+  base = {key(r): r.micro_f1 for r in records if r.strategy == BASELINE}
+  paired = [(r.micro_f1, base[key(r)]) for r in records
+            if r.strategy != BASELINE and key(r) in base]
   return sum(value < base_value / 2 for value, base_value in paired), len(paired)
 
 
-def per_strategy(rows: Sequence[Mapping], records: Sequence[Mapping], grids: Mapping) -> list[dict]:
+def per_strategy(rows: Sequence[Mapping], records: Sequence[Record], grids: Mapping) -> list[dict]:
   """Per strategy: cells, significant wins and losses, mean gain, runs under half their
   baseline, records at the epoch cap (in any phase)."""
   out = []
-  baseline = [r for r in records if r["strategy"] == BASELINE]
+  baseline = [r for r in records if r.strategy == BASELINE]
   for strategy, group in _by([r for r in rows if r["source"] != BASELINE], "strategy").items():
     cap = grids[strategy]["train.max_epochs"]
-    mine = [r for r in records if r["strategy"] == strategy]
+    mine = [r for r in records if r.strategy == strategy]
     out.append({"strategy": strategy, **_gains(group),
                 "untested": sum(r["micro_f1_p"] is None for r in group),
                 "gain > 0": sum(r["micro_f1_gain"] > 0 for r in group),
@@ -522,7 +510,7 @@ def _caps(grids: Mapping[str, Mapping]) -> str:
                     for cap in sorted(set(caps.values())))
 
 
-def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
+def summary_markdown(records: Sequence[Record], grids: Mapping[str, Mapping],
                      sources: Sequence[Mapping] = (), reference: tuple | None = None,
                      design: contrasts.Design | None = None) -> tuple[str, list[dict]]:
   """The summary's text and its per-cell rows; reference = (its name, its records, its
@@ -534,8 +522,8 @@ def summary_markdown(records: Sequence[Mapping], grids: Mapping[str, Mapping],
   transfer_rows = [r for r in rows if r["source"] != BASELINE]
   wins = sum(r["micro_f1_verdict"] == "win" for r in transfer_rows)
   losses = sum(r["micro_f1_verdict"] == "loss" for r in transfer_rows)
-  multi, spectral = multi_vs_single(values), spectral_vs_temporal(values)
-  classes = {r["target"]: r["num_classes"] for r in records}
+  multi, spectral = multi_vs_single(values), spectral_vs_temporal(values, grids)
+  classes = {r.target: r.num_classes for r in records}
   lines = [
       "# Transfer strategies, sources and branches against the baseline",
       "", "Generated by `python -m launch.study` from the records below this folder; every "
@@ -652,7 +640,7 @@ def plot_gains(rows: Sequence[Mapping], grids: Mapping[str, Mapping], path: Path
   import matplotlib.pyplot as plt
 
   transfer = [r for r in rows if r["source"] != BASELINE and r["micro_f1_gain"] is not None]
-  arm = lambda r: _cell({**r, "source": pooled_label(r["source"], r["target"])}, grids)
+  arm = lambda r: _cell({**r, "source": source_label(r["source"], r["target"])}, grids)
   targets = sorted({r["target"] for r in transfer})
   arms = sorted({arm(r) for r in transfer})
   sizes = sorted({r["size"] for r in rows})

@@ -46,13 +46,13 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from xfer_jax import console, experiment, results
+from xfer_jax import console, experiment, records, results
 from xfer_jax.data import DataError, cap_sizes, pool, prepare
 from xfer_jax.errors import UserError
 from xfer_jax.pretext import sources as pretext_sources
+from xfer_jax.records import Record
 from xfer_jax.runtime import CompileCounter, is_primary
-
-BASELINE = "baseline"
+from xfer_jax.transfer import BASELINE
 
 
 class SweepError(UserError, ValueError):
@@ -252,7 +252,7 @@ def of_sources(config, cells: Sequence[Cell], sources: Sequence[str] | None) -> 
   return [c for c in cells if c.source is None or c.source in sources]
 
 
-def missing_seeds(seeds: Sequence[int], recorded: Mapping[tuple, dict], cell: Cell) -> list[int]:
+def missing_seeds(seeds: Sequence[int], recorded: Mapping[tuple, Record], cell: Cell) -> list[int]:
   """The cell's seeds that have no record yet."""
   return [s for s in seeds if (cell.target, cell.source, cell.size, cell.blocks, s) not in recorded]
 
@@ -319,24 +319,16 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
       except DataError as e:
         raise SweepError(f"cell {cell.name}: {e}") from e
       wall_s = time.monotonic() - cell_start
-      majority = target.majority()
       want = set(missing(cell))
-      mode = BASELINE if cell.source is None else config.transfer.mode
-      strategy = ({} if cell.source is None else
-                  {"branch": config.transfer.branch, "lr_scale": config.transfer.lr_scale})
-      records = [{"config_key": key, "target": cell.target, "source": cell.source,
-                  "size": cell.size, "blocks": cell.blocks, "mode": mode, **strategy,
-                  "seed": r["seed"],
-                  "micro_f1": r["micro_f1"], "macro_f1": r["macro_f1"],
-                  "majority_micro_f1": majority["micro_f1"],
-                  "majority_macro_f1": majority["macro_f1"], "epochs": r["epochs"],
-                  "best_epoch": r["best_epoch"], "num_classes": target.num_classes,
-                  **{k: r[k] for k in ("probe_epochs", "probe_best_epoch") if k in r},
-                  **budget_fields(config, summary),
-                  "wall_s": round(wall_s, 3), "task": f"{task_index}/{num_tasks}"}
-                 for r in summary["per_seed"] if r["seed"] in want]
+      cell_records = [records.build(
+          config_key=key, target=cell.target, source=cell.source, size=cell.size,
+          blocks=cell.blocks, transfer=config.transfer, seed_result=r,
+          majority=target.majority(), num_classes=target.num_classes,
+          budget=budget_fields(config, summary),
+          fold=config.data.fold if config.data.get("folds") else None, wall_s=wall_s,
+          task=f"{task_index}/{num_tasks}") for r in summary["per_seed"] if r["seed"] in want]
       if is_primary():
-        results.append(out_path, records)
+        results.append(out_path, cell_records)
       done_cells += 1
       if bar:
         bar.update(done_cells, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
@@ -349,15 +341,13 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
 
 
 def budget_fields(config, summary: Mapping) -> dict:
-  """A record's fold, where the grid runs one (config.data.folds), and its label
-  budget where it is not the paper's (size windows in all, the target's val split
-  selecting): the budget, the selection and every labelled window the cell read
-  per seed (records of the default grid stay as they were)."""
+  """A record's label budget where it is not the paper's (size windows in all, the
+  target's val split selecting): the budget, the selection and every labelled
+  window the cell read per seed (records of the default grid stay as they were)."""
   adapt = config.adapt
-  fold = {"fold": config.data.fold} if config.data.get("folds") else {}
   if adapt.get("budget", "windows") == "windows" and adapt.get("selection", "oracle") == "oracle":
-    return fold
-  return {**fold, "budget": adapt.budget, "selection": adapt.selection,
+    return {}
+  return {"budget": adapt.budget, "selection": adapt.selection,
           "labelled_windows": summary["labelled_windows"],
           "selection_windows": summary["selection_windows"]}
 
@@ -390,20 +380,20 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
     for name in to_train + [run.dataset for run in past_sources]:
       if name not in prepared:
         prepared[name] = experiment.source_data(config, name)[0]
-    past_cells = [cost.PastRun(size, target, [r["epochs"] for r in rs], rs[0]["wall_s"])
+    past_cells = [cost.PastRun(size, target, [r.epochs for r in rs], rs[0].wall_s)
                   for (target, _, size, _), rs in _by_cell(recorded).items()
-                  if target in prepared and "wall_s" in rs[0]]
+                  if target in prepared and rs[0].wall_s is not None]
     calibration = cost.calibrate(config, prepared[todo[0].target])
     out["projection"] = cost.project(config, todo, prepared, to_train, calibration,
                                      past_cells, past_sources)
   return out
 
 
-def _by_cell(recorded: Mapping[tuple, dict]) -> dict[tuple, list[dict]]:
+def _by_cell(recorded: Mapping[tuple, Record]) -> dict[tuple, list[Record]]:
   """Records by cell (target, source, size, blocks)."""
   cells = collections.defaultdict(list)
-  for record_id, record in recorded.items():
-    cells[record_id[:-1]].append(record)
+  for record in recorded.values():
+    cells[record.cell].append(record)
   return dict(cells)
 
 

@@ -31,20 +31,27 @@ config.transfer.branch = "temporal" / "spectral" transfers one branch only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from xfer_jax.data import window_samples
 from xfer_jax.errors import UserError
 from xfer_jax.optim import FROZEN, TRAINABLE, TRANSFERRED
+from xfer_jax.step import TrainState
 
 COPY, COPY_FREEZE, INIT = "copy", "copy_freeze", "init"
+BASELINE = "baseline"  # the mode, and a study's arm, with nothing transferred
 ACTIONS = (COPY, COPY_FREEZE, INIT)
 MODES = ("freeze_k_copy_rest", "freeze_k_init_rest", "finetune_all", "discriminative",
-         "lp_ft", "baseline")
+         "lp_ft", BASELINE)
 SCALED_MODES = ("discriminative", "lp_ft")  # the modes that read transfer.lr_scale
 # the modes that copy every block and freeze none, whatever k (> 0) is
 WHOLE_MODEL_MODES = ("finetune_all", "discriminative", "lp_ft")
@@ -219,3 +226,85 @@ def zero_head(params, labels: Mapping[str, str]):
   return unflatten({path: (np.zeros_like(value) if path.split("/")[0] == HEAD
                            and labels.get(path) == INIT
                            else value) for path, value in flat.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """One training phase of an adaptation: what each leaf does, the optimiser's
+  partition (None: one for all), which batch norms stay in inference mode, and the
+  workdir subfolder it trains in ("": the workdir itself, the final model's)."""
+
+  name: str
+  labels: Mapping[str, str]
+  stats_labels: Mapping[str, str]
+  param_labels: Any
+  frozen_bn: tuple[str, ...]
+  folder: str = ""
+
+
+def phases(transfer_config: Mapping, labels: Mapping[str, str],
+           stats_labels: Mapping[str, str], has_source: bool) -> list[Phase]:
+  """An adaptation's phases: one, or lp_ft's linear probe (every copied leaf and its
+  batch norm frozen) then its fine-tuning of everything at lr x lr_scale."""
+  mode, bn_policy = transfer_config["mode"], transfer_config.get("bn_policy", "frozen")
+  if has_source and mode == "lp_ft":
+    freeze = lambda tree: {p: COPY_FREEZE if a == COPY else a for p, a in tree.items()}
+    probe = freeze(labels)
+    return [Phase("adapt_lp", probe, freeze(stats_labels), optimizer_labels(probe),
+                  frozen_bn_parts(probe, bn_policy), folder="linear_probe"),
+            Phase("adapt", labels, stats_labels, all_transferred(labels), ())]
+  discriminative = has_source and mode == "discriminative"
+  any_frozen = any(a == COPY_FREEZE for a in labels.values())
+  param_labels = (optimizer_labels(labels, discriminative)
+                  if any_frozen or discriminative else None)
+  return [Phase("adapt", labels, stats_labels, param_labels,
+                frozen_bn_parts(labels, bn_policy))]
+
+
+def check_fit(abstract: Mapping, source_params, source_stats, labels, stats_labels) -> None:
+  """Copies one source seed into the target's shapes, so that a misfit is an error
+  naming the model's own paths and shapes before any training."""
+  merge(abstract["params"], source_params, labels)
+  merge(abstract["batch_stats"], source_stats, stats_labels, "batch stats")
+
+
+def window_mismatch(source_data: Mapping, data: Mapping, mode: str) -> TransferError | None:
+  """Why a copy failed where the source's windows are of another length than the
+  target's (the dense layers' input follows it); None where they are not."""
+  source_window, window = window_samples(source_data), window_samples(data)
+  if source_window == window:
+    return None
+  return TransferError(
+      f"the source model saw {source_data['window_s']} s windows ({source_window} samples at "
+      f"{source_data['rate_hz']} Hz), this target {data['window_s']} s ({window} samples): "
+      f"mode {mode!r} copies the dense layers, whose input size follows the window length. "
+      "Modes that copy only the convolutions work across window lengths: freeze_k_init_rest, "
+      "or transfer.branch='temporal' / 'spectral'.")
+
+
+def initial_state(phase: Phase, source, seed_map, previous=None, head_init: str = "random"):
+  """A phase's init_state(runner, keys): the previous phase's best parameters and
+  statistics, or the source's (params, batch stats) merged into fresh ones by the
+  phase's labels, seed s from source seed seed_map[s], the head zeroed if head_init
+  says so; None (fresh ones) without either."""
+  if previous is not None:
+    def from_previous(runner, keys):
+      params = jax.tree.map(jnp.copy, previous.best_params)
+      return TrainState(params, jax.tree.map(jnp.copy, previous.best_batch_stats),
+                        runner.init_opt_state(params))
+    return from_previous
+  if source is None:
+    return None
+  src_params, src_stats = source
+
+  def from_source(runner, keys):
+    fresh = runner.init(keys)
+    pick = lambda tree: jax.tree.map(lambda a: a[seed_map], tree)
+    params = merge(fresh.params, pick(src_params), phase.labels)
+    if head_init == "zeros":
+      params = zero_head(params, phase.labels)
+    stats = merge(fresh.batch_stats, pick(src_stats), phase.stats_labels, "batch stats")
+    in_dtype = lambda tree, like: jax.tree.map(lambda a, b: jnp.asarray(a, b.dtype), tree, like)
+    params, stats = in_dtype(params, fresh.params), in_dtype(stats, fresh.batch_stats)
+    return TrainState(params, stats, runner.init_opt_state(params))
+  return from_source

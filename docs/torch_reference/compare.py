@@ -49,7 +49,7 @@ import jax  # noqa: E402
 from multiresnet_torch import MultiResNet, load_jax  # noqa: E402
 
 from configs import paper  # noqa: E402
-from xfer_jax import benchmark, experiment  # noqa: E402
+from xfer_jax import benchmark, programs  # noqa: E402
 from xfer_jax.runner import Batches  # noqa: E402
 from xfer_jax.step import seed_keys  # noqa: E402
 
@@ -165,7 +165,7 @@ def main():
   parser.add_argument("--cell_epochs", type=int, default=20)
   args = parser.parse_args()
   config = paper.get_config()
-  runner = experiment.build_runner(config, CLASSES)
+  runner = programs.build_runner(config, CLASSES)
   out = {"jax": jax.__version__, "torch": torch.__version__,
          "torch_threads": torch.get_num_threads(), "backend": jax.default_backend(),
          "host_memory_reused": HOST_MEMORY_REUSED,

@@ -249,7 +249,7 @@ def check_windows(prepared: Prepared, data_config: Mapping) -> None:
 
 
 def prepare(dataset: str | Mapping, config: Mapping, *, use_cache: bool = True) -> Prepared:
-  """Prepares one dataset under the preprocessing config (see configs/common.py).
+  """Prepares one dataset under the preprocessing config (see xfer_jax/defaults.py).
 
   The cache is keyed by the dataset's entry, the preprocessing fields and the
   contents of its files (cache.fingerprint): a corrected file at the same path is

@@ -83,3 +83,16 @@ def inner_validation(y_N: np.ndarray, rows_Sxn: np.ndarray, fraction: float, see
     val.append(np.sort(rows[order[:v]]))
     train.append(np.sort(rows[order[v:]]))
   return np.stack(train), np.stack(val)
+
+
+def adaptation_rows(y_train: np.ndarray, size: int, subset_seed: int, num_seeds: int,
+                    budget: str = "windows", class_names: Sequence[str] = (),
+                    dataset: str = "") -> np.ndarray:
+  """(S, n) labelled rows of a target's train split: seed s's nested subset drawn
+  with subset_seed + s, stratified (budget "windows": n = size) or size of each
+  class (budget "per_class": n = size x classes)."""
+  if budget == "per_class":
+    return np.stack([shots_per_class(y_train, size, subset_seed + s, class_names, dataset)
+                     for s in range(num_seeds)])
+  return np.stack([adaptation_subsets(y_train, [size], subset_seed + s)[size]
+                   for s in range(num_seeds)])

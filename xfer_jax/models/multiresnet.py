@@ -9,7 +9,7 @@ Per input channel (x, y, z; optionally |acc|) a tower with
 then the towers' flattened outputs are concatenated and merged by dense_0 and
 dense_1 (ReLU, dropout; L2 on their kernels is added to the loss) and `head`.
 
-Defaults (configs/common.py), where the paper is silent: 3 blocks of 2 layers,
+Defaults (xfer_jax/defaults.py), where the paper is silent: 3 blocks of 2 layers,
 16/32/64 filters of width 5 (a 4 s window at 25 Hz shrinks 100 -> 50 -> 25 -> 12
 samples, so the last block sees about 2 s), spectrogram windows of 32 samples
 (1.28 s, 0.78 Hz bins) every 8, 128 and 64 dense units, dropout 0.5; batch norm
@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from xfer_jax.models.spectrogram import log_spectrogram
@@ -86,7 +85,7 @@ def conv(features: int, kernel_size: int, name: str, impl: str):
   if impl == "unfold":
     return UnfoldConv(features, kernel_size, name=name)
   if impl != "xla":
-    raise ValueError(f"config.model.conv={impl!r}: expected 'xla' or 'unfold'")
+    raise ValueError(f"config.runtime.conv={impl!r}: expected 'auto', 'xla' or 'unfold'")
   return nn.Conv(features, (kernel_size,), padding="SAME", use_bias=False, name=name)
 
 
@@ -202,14 +201,10 @@ class MultiResNet(nn.Module):
   # (with jax_enable_x64) serves the equivalence tests: two programs that should
   # compute the same then agree to ~1e-12 instead of float32's CPU-dependent rounding
   dtype: str = "float32"
-  # how the convolutions run: "xla" (lax.conv) or "unfold" (a matrix product per
-  # convolution: UnfoldConv); the parameters are the same either way
+  # how the convolutions run, never what they compute: "xla" (lax.conv) or "unfold"
+  # (UnfoldConv: a matrix product each, the same parameters). Set per backend by
+  # config.runtime.conv (runner.Settings), so it does not key a grid
   conv: str = "xla"
-  # the towers as one computation with a leading tower axis (nn.vmap over Tower):
-  # with conv="unfold" each layer is one matrix product over towers (and seeds).
-  # Users, checkpoints and transfer rules still see tower_0, tower_1, ...: Step
-  # converts between the two layouts (to_model_layout, to_user_layout)
-  stack_towers: bool = False
 
   @property
   def num_blocks(self) -> int:
@@ -218,23 +213,6 @@ class MultiResNet(nn.Module):
   @property
   def num_towers(self) -> int:
     return 4 if self.use_magnitude else 3
-
-  def to_model_layout(self, tree):
-    """A params or batch-stats tree in the user layout (tower_i/...) as the module
-    holds it: stacked under towers/ when stack_towers."""
-    if not self.stack_towers or not tree:
-      return tree
-    names = [f"tower_{i}" for i in range(self.num_towers)]
-    rest = {k: v for k, v in tree.items() if k not in names}
-    return {**rest, "towers": jax.tree.map(lambda *xs: jnp.stack(xs), *[tree[n] for n in names])}
-
-  def to_user_layout(self, tree):
-    """The inverse of to_model_layout: one tower_i subtree per tower."""
-    if not self.stack_towers or not tree:
-      return tree
-    rest = {k: v for k, v in tree.items() if k != "towers"}
-    return {**rest, **{f"tower_{i}": jax.tree.map(lambda a, i=i: a[i], tree["towers"])
-                       for i in range(self.num_towers)}}
 
   @nn.compact
   def __call__(self, x_BxLx3, train: bool = False, mask_B=None):
@@ -249,15 +227,8 @@ class MultiResNet(nn.Module):
                   self.spectral_window, self.spectral_hop, self.spectral_filters,
                   self.spectral_kernel_size, self.rate_hz, tuple(self.frozen_bn),
                   self.bn_momentum, self.conv)
-    if self.stack_towers:
-      towers = nn.vmap(Tower, variable_axes={"params": 0, "batch_stats": 0},
-                       split_rngs={"params": True, "dropout": True},
-                       in_axes=(0, None, None), out_axes=0)(*tower_args, name="towers")
-      x_TxBxF = towers(jnp.stack(channels), train, mask_Bx1x1)
-      x = jnp.moveaxis(x_TxBxF, 0, 1).reshape(x_TxBxF.shape[1], -1)  # as the concatenation
-    else:
-      x = jnp.concatenate([Tower(*tower_args, name=f"tower_{c}")(x_BxL, train, mask_Bx1x1)
-                           for c, x_BxL in enumerate(channels)], axis=-1)
+    x = jnp.concatenate([Tower(*tower_args, name=f"tower_{c}")(x_BxL, train, mask_Bx1x1)
+                         for c, x_BxL in enumerate(channels)], axis=-1)
     for i, units in enumerate(self.dense_units):
       x = nn.relu(nn.Dense(units, name=f"dense_{i}")(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)

@@ -1,6 +1,9 @@
-"""Config parts shared by every experiment: preprocessing, model, optimiser, training.
+"""Every config field with its default: the paper's protocol (configs/paper.py
+builds on it).
 
-Not a runnable config itself; paper.py, demo.py, smoke.py and real.py build on it.
+A field's default is the value that reproduces what was computed before the field
+existed, so a config saved before it (a workdir's config.json, a grid's
+sweep.json) reads as the same config now (results.science_fields).
 """
 
 from ml_collections import ConfigDict
@@ -57,11 +60,6 @@ def model_config() -> ConfigDict:
       # evaluates with statistics that barely left their initial 0 and 1
       bn_momentum=0.99,
       dtype="float32",  # "float64" (with JAX_ENABLE_X64=1) for the equivalence tests
-      # how the convolutions run: "xla" (lax.conv) or "unfold" (one matrix product each,
-      # the same parameters: docs/performance.md#convolutions-as-matrix-products)
-      conv="xla",
-      # the towers as one computation with a tower axis (parameters still tower_i/...)
-      stack_towers=False,
   ))
 
 
@@ -112,6 +110,10 @@ def runtime_config() -> ConfigDict:
       # lose this many seconds of training (0: no time bound) ...
       checkpoint_every_s=60.0,
       checkpoint_every=0,  # ... or this many epochs (0: no epoch bound)
+      # how the convolutions run: "xla" (lax.conv) or "unfold" (one matrix product each,
+      # the same parameters), faster only for seeds vmapped on CPU
+      # (docs/performance.md#convolutions-as-matrix-products)
+      conv="xla",
   ))
 
 
@@ -161,3 +163,34 @@ def transfer_config() -> ConfigDict:
       # so copied features are not met by confidently wrong logits)
       head_init="random",
   ))
+
+
+def adapt_config() -> ConfigDict:
+  """Adaptation subsets of the target's train split (xfer_jax/experiment.py's adapt):
+    budget     "windows": size labelled windows in all; "per_class": size of each class
+    selection  what picks each seed's epoch: "oracle", the target's whole val split
+               (labels outside the budget; the paper does not say); "inner",
+               inner_fraction of the budget's own windows (they do not train);
+               "fixed", none: train.max_epochs epochs, the last one kept"""
+  return ConfigDict(dict(size=2087, subset_seed=0, budget="windows", selection="oracle",
+                         inner_fraction=0.2))
+
+
+def sweep_config() -> ConfigDict:
+  """The study's grid (xfer_jax/sweep.py): all ordered pairs, sizes from 20 up to
+  the smallest train split (0), baseline and 1..3 transferred blocks."""
+  return ConfigDict(dict(pairs=(), sizes=(20, 50, 100, 200, 400, 800, 1600, 0),
+                         blocks=(1, 2, 3), baseline=True,
+                         # size 0 and the cap: the grid's smallest train split
+                         # ("grid", the paper's) or each target's ("target")
+                         size_cap="grid",
+                         sources_dir=""))  # "" = WORKDIR/sources
+
+
+def base_config() -> ConfigDict:
+  """Every section at its default, unlocked; datasets, source and target empty."""
+  return ConfigDict(dict(
+      datasets=(), source="", target="", data=data_config(), model=model_config(),
+      optim=optim_config(), train=train_config(), runtime=runtime_config(),
+      transfer=transfer_config(), pretext=pretext_config(), pool=pool_config(),
+      adapt=adapt_config(), sweep=sweep_config()))

@@ -1,0 +1,73 @@
+"""What a run compiles: the model, its Runner and its variables' shapes, each built
+once per shape in a process, so a sweep's cells of one shape share their programs."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+from xfer_jax.data import window_samples
+from xfer_jax.models import MultiResNet
+from xfer_jax.optim import make_optimizer
+from xfer_jax.runner import Runner, Settings
+from xfer_jax.step import SUPERVISED, Step
+
+
+def build_model(model_config: Mapping, num_classes: int, rate_hz: float,
+                frozen_bn=(), conv: str = "xla") -> MultiResNet:
+  """The Multi-ResNet of config.model; conv: how its convolutions run (config.runtime)."""
+  if model_config.get("dtype") == "float64" and not jax.config.jax_enable_x64:
+    raise ValueError("config.model.dtype='float64' needs 64-bit JAX: set JAX_ENABLE_X64=1")
+  return MultiResNet(num_classes=num_classes, rate_hz=rate_hz, frozen_bn=tuple(frozen_bn), conv=conv,
+                     **{k: tuple(v) if isinstance(v, list) else v
+                        for k, v in dict(model_config).items()})
+
+
+def _model_key(config, num_classes: int) -> list:
+  """What fixes a model's program: its fields, outputs, rate and window length."""
+  return [config.model.to_dict(), num_classes, config.data.rate_hz, window_samples(config.data)]
+
+
+def _json(value) -> str:
+  """A hashable key for lru_cache: ConfigDicts are not hashable, their JSON is."""
+  return json.dumps(value, sort_keys=True, default=str)
+
+
+def build_runner(config, num_classes: int, param_labels=None, frozen_bn=(),
+                 objective=SUPERVISED) -> Runner:
+  """A Runner for this model, optimiser, objective and run settings; the same
+  arguments return the same Runner, so its compilations serve every run of that
+  shape in this process. num_classes: the head's outputs."""
+  labels = None if param_labels is None else tuple(
+      sorted(traverse_util.flatten_dict(param_labels, sep="/").items()))
+  key = _json([_model_key(config, num_classes), config.optim.to_dict(), config.train.batch_size,
+               labels, sorted(frozen_bn), config.transfer.get("lr_scale") or 1.0])
+  return _runner(key, Settings.resolve(config.runtime), objective)
+
+
+@functools.lru_cache(maxsize=64)
+def _runner(key: str, settings: Settings, objective) -> Runner:
+  ((model_config, num_classes, rate_hz, window), optim_config, batch_size, labels, frozen_bn,
+   lr_scale) = json.loads(key)
+  model = build_model(model_config, num_classes, rate_hz, frozen_bn, settings.conv)
+  param_labels = None if labels is None else traverse_util.unflatten_dict(dict(labels), sep="/")
+  tx = make_optimizer(optim_config, param_labels, lr_scale)
+  step = Step(model, tx, optim_config["l2"], (window, 3), objective)
+  return Runner(step, batch_size=batch_size, settings=settings)
+
+
+def abstract_variables(config, num_classes: int) -> dict:
+  """Shapes of the model's variables (tracing the model takes seconds)."""
+  return _abstract_variables(_json(_model_key(config, num_classes)))
+
+
+@functools.lru_cache(maxsize=16)
+def _abstract_variables(key: str) -> dict:
+  model_config, num_classes, rate_hz, window = json.loads(key)
+  model = build_model(model_config, num_classes, rate_hz)
+  return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, window, 3)))

@@ -1,0 +1,76 @@
+"""A run's workdir: the config it was trained with, pinned, and the state to resume.
+
+  workdir/config.json     the run's config; a rerun may change config.runtime, never
+                          the science (results.science_fields)
+  workdir/checkpoints/    the FitState of the last saved epoch (loop.save_fit_state)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from xfer_jax import checkpoints, results
+from xfer_jax.data.atomic import write_text
+from xfer_jax.errors import UserError
+from xfer_jax.loop import FitState, restore_fit_state
+from xfer_jax.runner import Runner
+
+# config groups a phase does not read: a rerun may change them
+UNREAD = {"pretrain": ("target", "adapt.", "transfer.", "sweep.", "datasets"),
+          "adapt": ("source", "sweep.", "datasets", "pretext.", "pool.")}
+
+
+class WorkdirError(UserError, ValueError):
+  """A workdir that holds another run than the one asked for (names the fields)."""
+
+
+def run_fields(config, phase: str) -> dict[str, object]:
+  """The science fields (results.science_fields) that a phase's numbers depend on."""
+  return {k: v for k, v in results.science_fields(config).items()
+          if not k.startswith(UNREAD[phase.split("_")[0]])}
+
+
+def pin_config(workdir: Path, config, phase: str, write: bool = True) -> None:
+  """Writes workdir/config.json, or checks that the one there describes a run with
+  the same numbers, so config.json always says how the workdir's model was trained."""
+  path = workdir / "config.json"
+  if not path.exists():
+    if write:
+      workdir.mkdir(parents=True, exist_ok=True)
+      write_text(path, config.to_json_best_effort(indent=2))
+    return
+  try:
+    saved = run_fields(json.loads(path.read_text()), phase)
+  except (json.JSONDecodeError, AttributeError) as e:
+    raise WorkdirError(f"{path}: not a config saved by a run ({e}); use a fresh workdir") from e
+  given = run_fields(config, phase)
+  if saved != given:
+    raise WorkdirError(
+        f"{path}: this workdir holds a run of another config ("
+        f"{results.describe_differences(saved, given, ('saved', 'given'))}); rerun with the "
+        "saved config to resume it, or give a fresh --workdir. Only config.runtime may change")
+
+
+def resume(ckpt: checkpoints.Checkpoints, runner: Runner, meta: dict) -> FitState | None:
+  """The newest intact checkpoint of this run (None before its first save); damaged
+  newer steps are set aside. A checkpoint of another phase, seeds or source is refused."""
+  if ckpt.latest_step() is None:
+    return None
+  phase, run_seeds = meta["phase"], meta["seeds"]
+  state, saved, skipped = restore_fit_state(ckpt.directory,
+                                            runner.abstract_state(len(run_seeds)))
+  if saved.get("phase") != phase or saved.get("seeds") != run_seeds:
+    raise checkpoints.CheckpointError(
+        f"{ckpt.directory}: holds phase {saved.get('phase')!r} seeds {saved.get('seeds')}, "
+        f"not {phase!r} seeds {run_seeds}; use a fresh workdir")
+  source = meta.get("transfer", {}).get("source")
+  if saved.get("transfer", {}).get("source") != source:
+    raise checkpoints.CheckpointError(
+        f"{ckpt.directory}: adapted from source {saved.get('transfer', {}).get('source')!r}, "
+        f"not {source!r}; use a fresh workdir")
+  for step, why in skipped:
+    ckpt.set_aside(step, why)
+  logging.info("resuming %s from epoch %d", phase, state.epoch)
+  return state
