@@ -20,7 +20,7 @@ whether a strategy's failed runs come from a random head meeting copied features
 STRATEGY is one of STRATEGIES below. Every grid shares the targets, sizes, seeds
 and adaptation subsets, so seed s of a strategy's cell and seed s of the
 `baseline` grid's cell adapt on the same windows: the gains are paired per seed
-(xfer_jax/study.py reads the workdirs together). A grid per strategy keeps each
+(xfer_jax/study/ reads the workdirs together). A grid per strategy keeps each
 workdir's records under one config key and lets the strategies run, and resume,
 one at a time.
 

@@ -10,13 +10,13 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from xfer_jax.errors import explain
-from xfer_jax.runtime import (
+from xfer_jax.engine.runtime import (
   enable_compilation_cache,
   join_processes,
   prefer_deterministic_gpu,
   reuse_freed_host_memory,
 )
+from xfer_jax.errors import explain
 
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "join a multi-process run (jax.distributed): host:port of "
@@ -96,7 +96,7 @@ def _config_file_error(message: str) -> str:
 
 
 def start_process() -> bool:
-  """The process settings of every launcher (xfer_jax/runtime.py): deterministic GPU
+  """The process settings of every launcher (xfer_jax/engine/runtime.py): deterministic GPU
   ops, reuse of freed host memory, the compilation cache, a quiet log unless
   --verbosity says otherwise, and joining a multi-process run when the flags name
   one. Returns whether freed host memory is reused (the benchmark reports it)."""

@@ -1,5 +1,5 @@
 """Writes docs/results/FINDINGS.md: each committed study's claims, recomputed from its
-records (xfer_jax/findings.py lists the studies and how each asks its questions).
+records (xfer_jax/study/findings.py lists the studies and how each asks its questions).
 
   python -m launch.findings                       # rewrites docs/results/FINDINGS.md
   python -m launch.findings --check               # exit 1 where the file is stale
@@ -12,8 +12,8 @@ from absl import flags
 
 import launch
 from launch import start_process
-from xfer_jax import findings
 from xfer_jax.data.atomic import write_text
+from xfer_jax.study import findings
 
 _RESULTS = flags.DEFINE_string("results", "docs/results", "the folder of the studies' records")
 _CHECK = flags.DEFINE_bool("check", False, "compare with the file instead of writing it")

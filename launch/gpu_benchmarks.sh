@@ -6,7 +6,7 @@
 #
 # OUT receives
 # - benchmark_deterministic.json: launch.benchmark as the launchers run it
-#   (XLA_FLAGS=--xla_gpu_deterministic_ops=true, xfer_jax/runtime.py), with a
+#   (XLA_FLAGS=--xla_gpu_deterministic_ops=true, xfer_jax/engine/runtime.py), with a
 #   jax.profiler trace of each training row under OUT/profile and its op
 #   families in the JSON ("profile");
 # - benchmark_fast.json: the same with XLA_FLAGS=--xla_gpu_deterministic_ops=false.

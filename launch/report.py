@@ -13,7 +13,7 @@ from absl import flags
 
 import launch
 from launch import start_process
-from xfer_jax import report
+from xfer_jax.study import report
 
 _RESULTS = flags.DEFINE_list("results", None, "sweep workdirs or results files", required=True)
 _OUT = flags.DEFINE_string("out", None, "folder for report/ (default: the first --results)")

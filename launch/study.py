@@ -11,12 +11,12 @@ ROOT holds one sweep workdir per strategy (launch/real_v2.sh): ROOT/<strategy>/
 with its sweep.json and results*.jsonl, and ROOT/sources/<source>/result.json
 (read for the source models' table; their checkpoints are not). With --publish,
 those files are first copied into OUT (atomically, so OUT can be committed while
-the study runs) and the summary is made from the copies. See xfer_jax/study.py
+the study runs) and the summary is made from the copies. See xfer_jax/study/
 for the comparisons and their statistics. --against=REF adds a section comparing
 the cells this study shares with the study in REF (a rerun of part of it with one
 setting changed: the section names the settings that differ).
 
-The declared questions (ROOT/design.json, or --design=FILE: xfer_jax/contrasts.py)
+The declared questions (ROOT/design.json, or --design=FILE: xfer_jax/study/contrasts.py)
 lead the summary. Before a study runs, size it from records that exist (a pilot, or
 an earlier study of the same targets); this prints and writes nothing else:
   python -m launch.study --root=docs/results/real_v2 --design=DESIGN.json \

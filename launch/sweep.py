@@ -24,8 +24,10 @@ from ml_collections import config_flags
 
 import launch
 from launch import start_process
-from xfer_jax import console, cost, report, results, sweep
-from xfer_jax.runtime import is_primary
+from xfer_jax import console
+from xfer_jax.engine.runtime import is_primary
+from xfer_jax.grid import cost, results, sweep
+from xfer_jax.study import report
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/demo.py", "experiment config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "sweep folder (rerun to resume)", required=True)

@@ -10,7 +10,7 @@
 #     DATA_DIR=/mnt/shared/data bash launch/tpu_vm_sweep.sh
 #
 # Each VM's process uses all of its local TPU chips: the runner spreads a cell's
-# seeds over them (xfer_jax/devices.py). A VM that fails loses no finished cell:
+# seeds over them (xfer_jax/engine/devices.py). A VM that fails loses no finished cell:
 # rerun its slice alone (the same command with its --task_index). Slices that
 # overlap by mistake are reported as duplicates by launch/report.py.
 set -euo pipefail

@@ -29,7 +29,7 @@ def data_config(tmp_path):
 def pytest_configure(config):
   # as the launchers: compiled programs are reused across the tests' processes (and
   # later runs), and freed host memory within each (before JAX starts its threads)
-  from xfer_jax.runtime import enable_compilation_cache, reuse_freed_host_memory
+  from xfer_jax.engine.runtime import enable_compilation_cache, reuse_freed_host_memory
   reuse_freed_host_memory()
   enable_compilation_cache()
 

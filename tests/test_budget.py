@@ -5,8 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from xfer_jax import checks, experiment, sweep
+from xfer_jax import checks, experiment
 from xfer_jax.data import DataError, adaptation_rows, inner_validation, prepare, shots_per_class
+from xfer_jax.grid import sweep
 
 
 def test_shots_per_class_take_k_of_every_class_nested_over_k():
@@ -107,7 +108,7 @@ def test_records_of_a_budgeted_grid_say_what_they_spent(smoke_config):
 
 
 def test_a_summary_says_which_labels_its_cells_read():
-  from xfer_jax import report
+  from xfer_jax.study import report
   assert "(oracle selection)" in report.labels_spent({})  # a grid saved before the fields
   inner = report.labels_spent({"adapt.budget": "per_class", "adapt.selection": "inner",
                                "adapt.inner_fraction": 0.2})

@@ -1,11 +1,11 @@
-"""Primary contrasts (xfer_jax/contrasts.py) on simulated studies whose truth is known."""
+"""Primary contrasts (xfer_jax/study/contrasts.py) on simulated studies whose truth is known."""
 
 import numpy as np
 import pytest
 
-from xfer_jax import contrasts
-from xfer_jax.contrasts import Arm, Contrast, ContrastError, Design
-from xfer_jax.records import Record
+from xfer_jax.grid.records import Record
+from xfer_jax.study import contrasts
+from xfer_jax.study.contrasts import Arm, Contrast, ContrastError, Design
 
 # points^2: the cell's, the seed's and the residual spread of a difference
 COMPONENTS = {"cell": 4.0, "replicate": 4.0, "residual": 16.0}

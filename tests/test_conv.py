@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from xfer_jax import programs
+from xfer_jax.engine import programs
 from xfer_jax.models.multiresnet import Tower
 
 

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from xfer_jax import checkpoints, devices
+from xfer_jax.engine import checkpoints, devices
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,8 +110,8 @@ _COMPILED_STEP = """
 import jax
 from jax.sharding import NamedSharding
 from configs import smoke
-from xfer_jax import programs
-from xfer_jax.devices import REPLICATED as R, SEEDED as S
+from xfer_jax.engine import programs
+from xfer_jax.engine.devices import REPLICATED as R, SEEDED as S
 config = smoke.get_config()
 config.runtime.batch_devices = 2
 runner = programs.build_runner(config, 3)
@@ -158,7 +158,7 @@ def test_mesh_sizes():
 
 
 def test_launchers_ask_gpus_for_deterministic_ops_unless_xla_flags_decide():
-  from xfer_jax.runtime import prefer_deterministic_gpu
+  from xfer_jax.engine.runtime import prefer_deterministic_gpu
   environ = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
   assert prefer_deterministic_gpu(environ)
   assert environ["XLA_FLAGS"] == ("--xla_force_host_platform_device_count=4 "

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from xfer_jax import checkpoints, inspection, transfer
+from xfer_jax import inspection, transfer
+from xfer_jax.engine import checkpoints
 
 
 def _cli(*args):

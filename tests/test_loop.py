@@ -10,9 +10,10 @@ import jax
 import numpy as np
 import pytest
 
-from xfer_jax import checkpoints, checks, experiment, loop, programs
+from xfer_jax import checks, experiment
 from xfer_jax.data import prepare
-from xfer_jax.loop import (
+from xfer_jax.engine import checkpoints, loop, programs
+from xfer_jax.engine.loop import (
   Checkpointer,
   EarlyStopping,
   FitState,
@@ -23,8 +24,8 @@ from xfer_jax.loop import (
   fewest_epochs_left,
   fit,
 )
-from xfer_jax.runner import Batches, EvalSet
-from xfer_jax.step import seed_keys
+from xfer_jax.engine.runner import Batches, EvalSet
+from xfer_jax.engine.step import seed_keys
 
 
 @pytest.fixture(scope="module")

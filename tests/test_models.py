@@ -8,8 +8,8 @@ from flax import traverse_util
 
 from configs import smoke
 from xfer_jax import defaults
+from xfer_jax.engine.programs import build_model
 from xfer_jax.models.spectrogram import power_spectrogram
-from xfer_jax.programs import build_model
 
 
 def test_default_model_shape_and_parameter_count():

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from xfer_jax import defaults
-from xfer_jax.optim import FROZEN, TRAINABLE, TRANSFERRED, keras_decay, l2_penalty, make_optimizer
+from xfer_jax.engine.optim import FROZEN, TRAINABLE, TRANSFERRED, keras_decay, l2_penalty, make_optimizer
 
 
 @pytest.mark.parametrize("step", [0, 1, 10, 100, 1000, 12345])

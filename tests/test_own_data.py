@@ -172,7 +172,7 @@ def test_preprocessing_fields_out_of_range_are_named(config, arrays):
 
 
 def test_a_sweep_into_an_own_dataset_plans_like_a_built_in_one(smoke_config, arrays, tmp_path):
-  from xfer_jax import sweep
+  from xfer_jax.grid import sweep
   np.savez(tmp_path / "mine.npz", **arrays)
   config = smoke_config.copy_and_resolve_references()
   config.data.data_dir = str(tmp_path)

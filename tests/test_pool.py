@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from configs import real_loo
-from xfer_jax import checkpoints, experiment, inspection, sweep, transfer
+from xfer_jax import experiment, inspection, transfer
 from xfer_jax.data import DataError, pool, prepare
+from xfer_jax.engine import checkpoints
+from xfer_jax.grid import sweep
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from xfer_jax import checkpoints, checks, experiment, sweep, transfer
+from xfer_jax import checks, experiment, transfer
 from xfer_jax.data import DataError, pool, prepare
 from xfer_jax.data.readers import interchange
 from xfer_jax.data.recording import UNLABELLED, DatasetSpec, RawDataset, Recording
+from xfer_jax.engine import checkpoints
+from xfer_jax.grid import sweep
 from xfer_jax.pretext import augment, objectives, sources
 from xfer_jax.pretext.objectives import PretextError
 

@@ -18,10 +18,11 @@ import jax
 import numpy as np
 import pytest
 
-from xfer_jax import checks, programs
-from xfer_jax.loop import EarlyStopping, FitState, History, fit
-from xfer_jax.runner import Batches, EvalSet, _round_up, chunk_rows
-from xfer_jax.step import seed_keys
+from xfer_jax import checks
+from xfer_jax.engine import programs
+from xfer_jax.engine.loop import EarlyStopping, FitState, History, fit
+from xfer_jax.engine.runner import Batches, EvalSet, _round_up, chunk_rows
+from xfer_jax.engine.step import seed_keys
 
 TOL = 1e-9
 

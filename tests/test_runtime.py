@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from xfer_jax.runtime import reuse_freed_host_memory
+from xfer_jax.engine.runtime import reuse_freed_host_memory
 
 # Runs a program whose 128 MiB temporary buffer XLA:CPU mallocs and frees on every
 # call, and prints the minor page faults of each call.
 _PROBE = """
 import json, resource, sys
-from xfer_jax import runtime
+from xfer_jax.engine import runtime
 applied = sys.argv[1] == "reuse" and runtime.reuse_freed_host_memory()
 import jax, jax.numpy as jnp
 

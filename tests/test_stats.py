@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from xfer_jax import report, stats
-from xfer_jax.records import Record
+from xfer_jax.grid.records import Record
+from xfer_jax.study import report, stats
 
 
 def test_paired_p_and_interval_match_scipy():
@@ -72,7 +72,7 @@ def test_a_clear_gain_is_marked_and_noise_is_not(tmp_path):
   tested = [r for r in rows.values() if r["micro_f1_p"] is not None]
   assert len(tested) == 6 and all(r["micro_f1_p_holm"] >= r["micro_f1_p"] for r in tested)
   (tmp_path / "run").mkdir()
-  from xfer_jax import results
+  from xfer_jax.grid import results
   results.append(tmp_path / "run" / "results.jsonl", records)
   written = report.write(tmp_path / "run", [tmp_path / "run"])
   assert open(written["gains"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
@@ -92,7 +92,7 @@ def test_a_grid_of_noise_says_so_plainly(tmp_path):
   rng = np.random.default_rng(3)
   jitter = rng.normal(0, 0.05, 10)
   records = _records({"s": lambda seed: jitter[seed]}, seeds=2)
-  from xfer_jax import results
+  from xfer_jax.grid import results
   (tmp_path / "run").mkdir()
   results.append(tmp_path / "run" / "results.jsonl", records)
   summary = open(report.write(tmp_path / "run", [tmp_path / "run"])["summary"]).read()

@@ -1,4 +1,4 @@
-"""The strategy study's summary (xfer_jax/study.py) on a small fixture of records
+"""The strategy study's summary (xfer_jax/study/) on a small fixture of records
 whose answers are known by construction."""
 
 import json
@@ -7,8 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from xfer_jax import report, results, stats, study
-from xfer_jax.records import Record, source_label
+from xfer_jax import study
+from xfer_jax.grid import results
+from xfer_jax.grid.records import Record, source_label
+from xfer_jax.study import report, stats
 
 SEEDS = range(5)
 NOISE = np.array([0.010, -0.004, 0.007, -0.012, 0.002])  # per seed, shared by every cell
@@ -77,7 +79,7 @@ def test_summary_answers_each_question_from_the_records(root):
   assert sorted(grids) == ["baseline", "freeze", "spectral", "temporal"]
   assert len(records) == 5 * 7
   rows = {(r["strategy"], r["source"], r["size"]): r
-          for r in study.report.aggregate(records)}
+          for r in report.aggregate(records)}
   win, loss = rows[("freeze", "a", 20)], rows[("freeze", "a", 50)]
   assert win["micro_f1_gain"] == pytest.approx(0.10)
   assert (win["micro_f1_verdict"], loss["micro_f1_verdict"]) == ("win", "loss")
@@ -124,8 +126,8 @@ def test_summary_answers_each_question_from_the_records(root):
   assert f"| t | 20 | freeze | 1 | a+b | a | -10.0 ± {100 * half:.1f} | " in text
   assert "| baseline | 2 | 2 | 10 |" in text and "| freeze | 3 | 4 | 15 |" in text
   # k is shown where it decides what is transferred
-  assert study._cell({"strategy": "spectral", "source": "a", "blocks": 1}, grids) == "spectral, a"
-  assert study._cell({"strategy": "freeze", "source": "a", "blocks": 2}, grids) == "freeze, a, k=2"
+  assert study.arm_name({"strategy": "spectral", "source": "a", "blocks": 1}, grids) == "spectral, a"
+  assert study.arm_name({"strategy": "freeze", "source": "a", "blocks": 2}, grids) == "freeze, a, k=2"
   assert "| a | 900 | 6 | 5 | 10–14 | micro-F1 72.0 |" in text  # the source model, its result.json
   csv_header = (root / "out" / "results.csv").read_text().splitlines()[0]
   assert csv_header.startswith("target,strategy,source,size,blocks")
@@ -190,8 +192,8 @@ def test_a_run_under_half_its_seeds_baseline_is_counted():
 
 
 def test_a_record_is_at_the_cap_when_either_phase_is():
-  assert study._capped(_record(epochs=30), 30) and not study._capped(_record(epochs=29), 30)
-  assert study._capped(_record(epochs=12, probe_epochs=30), 30)  # lp_ft's probe ran to the cap
+  assert study.at_epoch_cap(_record(epochs=30), 30) and not study.at_epoch_cap(_record(epochs=29), 30)
+  assert study.at_epoch_cap(_record(epochs=12, probe_epochs=30), 30)  # lp_ft's probe ran to the cap
 
 
 def test_a_study_without_its_baseline_is_refused(root):
@@ -319,6 +321,6 @@ def test_the_findings_page_recomputes_from_the_committed_records():
   from them, it is the committed page byte for byte."""
   from pathlib import Path
 
-  from xfer_jax import findings
+  from xfer_jax.study import findings
   results_dir = Path(__file__).resolve().parents[1] / "docs" / "results"
   assert findings.markdown(results_dir) == (results_dir / "FINDINGS.md").read_text()

@@ -14,9 +14,10 @@ import pytest
 
 from configs import paper, real_v2, smoke
 from tests.conftest import REPO
-from xfer_jax import report, results, sweep
 from xfer_jax.data import prepare
-from xfer_jax.records import Record
+from xfer_jax.grid import results, sweep
+from xfer_jax.grid.records import Record
+from xfer_jax.study import report
 
 SMOKE_SIZES = {"syn_smoke_a": 129, "syn_smoke_b": 114}
 
@@ -307,7 +308,7 @@ def test_a_dry_run_projects_the_cost_and_writes_nothing(smoke_config, tmp_path):
   c = p["calibration"]
   assert c["step_s"] >= 0 and c["step_s_per_row"] >= 0 and c["eval_row_s"] > 0
   # a cell's epoch: its steps (one of 32 rows at 20 windows) plus the validation chunks
-  from xfer_jax import cost
+  from xfer_jax.grid import cost
   assert cost.epoch_steps(20, 64) == (1, 32) and cost.epoch_steps(130, 64) == (3, 64)
   assert "seed-epochs" in cost.describe(p)
   done = subprocess.run(
@@ -322,7 +323,7 @@ def test_a_dry_run_projects_the_cost_and_writes_nothing(smoke_config, tmp_path):
 
 def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config, pretrained,
                                                                       tmp_path):
-  from xfer_jax import cost
+  from xfer_jax.grid import cost
 
   config = smoke_config.copy_and_resolve_references()
   config.sweep.pairs = ("syn_smoke_a->syn_smoke_b", "syn_smoke_c->syn_smoke_b")
@@ -374,7 +375,8 @@ def test_size_cap_by_target_lets_each_target_reach_its_own_train_split():
 def test_the_expected_cost_is_what_the_same_work_took_before(smoke_config):
   """The expected figure scales the calibration by what has run: cells like those
   that ran (here the same ones, at the same mean epochs) cost their wall time."""
-  from xfer_jax import benchmark, cost
+  from xfer_jax import benchmark
+  from xfer_jax.grid import cost
 
   config = smoke_config.copy_and_resolve_references()
   prepared = {"t": benchmark.random_prepared(config, 100, 300), "s": benchmark.random_prepared(

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from xfer_jax import checkpoints, defaults, experiment, programs, transfer
+from xfer_jax import defaults, experiment, transfer
 from xfer_jax.data import adaptation_rows, prepare
+from xfer_jax.engine import checkpoints, programs
 from xfer_jax.transfer import COPY, COPY_FREEZE, INIT, TransferError
 
 

@@ -18,8 +18,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from xfer_jax import checkpoints, experiment, report, results, sweep, workdirs
+from xfer_jax import experiment
+from xfer_jax.engine import checkpoints, workdirs
 from xfer_jax.errors import explain
+from xfer_jax.grid import results, sweep
+from xfer_jax.study import report
 
 
 @pytest.fixture

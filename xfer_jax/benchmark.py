@@ -46,14 +46,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xfer_jax import console, experiment, programs
+from xfer_jax import console, experiment
 from xfer_jax.data import Prepared, Split, window_samples
-from xfer_jax.loop import FitState, fit
+from xfer_jax.engine import programs
+from xfer_jax.engine.loop import FitState, fit
+from xfer_jax.engine.runner import Batches, EvalSet
+from xfer_jax.engine.runtime import CompileCounter
+from xfer_jax.engine.step import seed_keys
 from xfer_jax.pretext import objectives, sources
 from xfer_jax.profiling import op_family_times
-from xfer_jax.runner import Batches, EvalSet
-from xfer_jax.runtime import CompileCounter
-from xfer_jax.step import seed_keys
 
 NUM_CLASSES = 10
 

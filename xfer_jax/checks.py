@@ -4,8 +4,8 @@ dataset and what it needs."""
 from __future__ import annotations
 
 from xfer_jax.data import DataError, Prepared, window_samples
+from xfer_jax.engine.loop import STOP_ON
 from xfer_jax.errors import UserError
-from xfer_jax.loop import STOP_ON
 
 BUDGETS = ("windows", "per_class")  # config.adapt.budget: size in all, or per class
 # config.adapt.selection: what picks each seed's epoch (configs/paper.py)

@@ -82,7 +82,7 @@ def train_config() -> ConfigDict:
       max_epochs=70,
       patience=10,  # epochs without a better validation score; 0 = train all epochs
       # the validation score that picks each seed's best epoch: "val_loss" (lowest) or
-      # "val_accuracy" (highest, the lower loss deciding ties): xfer_jax/loop.py
+      # "val_accuracy" (highest, the lower loss deciding ties): xfer_jax/engine/loop.py
       stop_on="val_loss",
       num_seeds=3,  # seeds trained together (vmapped)
       seed=0,  # seed s of a run is seed + s
@@ -91,7 +91,7 @@ def train_config() -> ConfigDict:
 
 def runtime_config() -> ConfigDict:
   """How a run executes, never its numbers: left out of a grid's key as a whole, so
-  a sweep or a checkpoint can resume under other settings (xfer_jax/runner.py)."""
+  a sweep or a checkpoint can resume under other settings (xfer_jax/engine/runner.py)."""
   return ConfigDict(dict(
       epoch_loop="auto",  # "device": one compiled call per epoch; "host": a call per batch;
                           # auto: host on CPU, device elsewhere
@@ -177,7 +177,7 @@ def adapt_config() -> ConfigDict:
 
 
 def sweep_config() -> ConfigDict:
-  """The study's grid (xfer_jax/sweep.py): all ordered pairs, sizes from 20 up to
+  """The study's grid (xfer_jax/grid/sweep.py): all ordered pairs, sizes from 20 up to
   the smallest train split (0), baseline and 1..3 transferred blocks."""
   return ConfigDict(dict(pairs=(), sizes=(20, 50, 100, 200, 400, 800, 1600, 0),
                          blocks=(1, 2, 3), baseline=True,

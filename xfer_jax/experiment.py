@@ -6,7 +6,7 @@
                                      config.transfer (xfer_jax/transfer.py)
   train_and_evaluate(...)            what both do: fit every seed, resumable, and
                                      score each seed's best parameters on the test split
-Workdir: config.json, metrics.jsonl, checkpoints/, result.json (xfer_jax/workdirs.py).
+Workdir: config.json, metrics.jsonl, checkpoints/, result.json (xfer_jax/engine/workdirs.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from xfer_jax import checkpoints, metrics, programs, transfer, workdirs
+from xfer_jax import metrics, transfer
 from xfer_jax.checks import FIXED, INNER, ORACLE, check_config, check_trainable
 from xfer_jax.data import (
   DataError,
@@ -32,7 +32,8 @@ from xfer_jax.data import (
   window_samples,
 )
 from xfer_jax.data.atomic import write_text
-from xfer_jax.loop import (
+from xfer_jax.engine import checkpoints, programs, workdirs
+from xfer_jax.engine.loop import (
   LAST,
   Checkpointer,
   FitState,
@@ -41,10 +42,10 @@ from xfer_jax.loop import (
   fit,
   save_fit_state,
 )
+from xfer_jax.engine.runner import Batches, EvalSet, Runner, num_seeds_of
+from xfer_jax.engine.runtime import is_primary
+from xfer_jax.engine.step import SUPERVISED, TrainState, seed_keys
 from xfer_jax.pretext import objectives, sources
-from xfer_jax.runner import Batches, EvalSet, Runner, num_seeds_of
-from xfer_jax.runtime import is_primary
-from xfer_jax.step import SUPERVISED, TrainState, seed_keys
 
 
 def seeds(config) -> list[int]:
@@ -108,7 +109,7 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   if budget == "windows" and size > len(train_y):
     raise DataError(f"adaptation size {size} (config.adapt.size) is larger than {prepared.name!r}'s "
                     f"train split ({len(train_y)} windows); a sweep caps its sizes to the smallest "
-                    "train split (xfer_jax/sweep.py)")
+                    "train split (xfer_jax/grid/sweep.py)")
   rows = adaptation_rows(train_y, size, ac.subset_seed, tc.num_seeds, budget,
                          prepared.class_names, prepared.name)
   labelled = rows.shape[1]  # every label the cell reads: its training and its selection

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from xfer_jax import checkpoints
+from xfer_jax.engine import checkpoints
 from xfer_jax.errors import UserError
 from xfer_jax.transfer import flatten
 

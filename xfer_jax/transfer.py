@@ -43,9 +43,9 @@ import numpy as np
 from flax import traverse_util
 
 from xfer_jax.data import window_samples
+from xfer_jax.engine.optim import FROZEN, TRAINABLE, TRANSFERRED
+from xfer_jax.engine.step import TrainState
 from xfer_jax.errors import UserError
-from xfer_jax.optim import FROZEN, TRAINABLE, TRANSFERRED
-from xfer_jax.step import TrainState
 
 COPY, COPY_FREEZE, INIT = "copy", "copy_freeze", "init"
 BASELINE = "baseline"  # the mode, and a study's arm, with nothing transferred

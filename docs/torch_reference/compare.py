@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from xfer_jax import runtime  # noqa: E402
+from xfer_jax.engine import runtime  # noqa: E402
 
 # as the launchers run xfer_jax (before JAX starts): malloc keeps freed memory, and
 # compilations persist, so a second run of this script measures the programs as a
@@ -49,9 +49,10 @@ import jax  # noqa: E402
 from multiresnet_torch import MultiResNet, load_jax  # noqa: E402
 
 from configs import paper  # noqa: E402
-from xfer_jax import benchmark, programs  # noqa: E402
-from xfer_jax.runner import Batches  # noqa: E402
-from xfer_jax.step import seed_keys  # noqa: E402
+from xfer_jax import benchmark  # noqa: E402
+from xfer_jax.engine import programs  # noqa: E402
+from xfer_jax.engine.runner import Batches  # noqa: E402
+from xfer_jax.engine.step import seed_keys  # noqa: E402
 
 CLASSES, WINDOW, BATCH = 10, 100, 256
 

@@ -46,12 +46,13 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from xfer_jax import console, experiment, records, results
+from xfer_jax import console, experiment
 from xfer_jax.data import DataError, cap_sizes, pool, prepare
+from xfer_jax.engine.runtime import CompileCounter, is_primary
 from xfer_jax.errors import UserError
+from xfer_jax.grid import records, results
+from xfer_jax.grid.records import Record
 from xfer_jax.pretext import sources as pretext_sources
-from xfer_jax.records import Record
-from xfer_jax.runtime import CompileCounter, is_primary
 from xfer_jax.transfer import BASELINE
 
 
@@ -355,10 +356,10 @@ def budget_fields(config, summary: Mapping) -> dict:
 def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True,
          workdir: str | Path | None = None, sources: Sequence[str] | None = None) -> dict:
   """A grid's size and (calibrate) the projected cost on this machine of what a run
-  of this task's slice would do (xfer_jax/cost.py). With a workdir, as `run` would
+  of this task's slice would do (xfer_jax/grid/cost.py). With a workdir, as `run` would
   resume it: recorded cells and trained source models are left out, and the
   grid's own records give the expected epochs. Writes nothing."""
-  from xfer_jax import cost  # the calibration builds a runner: only when asked
+  from xfer_jax.grid import cost  # the calibration builds a runner: only when asked
 
   prepared = {d: prepare(d, config.data) for d in datasets(config)}
   sizes = {d: len(p.splits["train"]) for d, p in prepared.items()}
@@ -400,7 +401,7 @@ def _by_cell(recorded: Mapping[tuple, Record]) -> dict[tuple, list[Record]]:
 def _trained_sources(folder: Path, names: set[str]) -> list:
   """The trained models of these sources in a sources folder: each tells how long
   a source model trains here."""
-  from xfer_jax import cost
+  from xfer_jax.grid import cost
 
   past = []
   for path in sorted(folder.glob("*/result.json")):

@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xfer_jax import devices
-from xfer_jax.step import Step, TrainState, epoch_order
+from xfer_jax.engine import devices
+from xfer_jax.engine.step import Step, TrainState, epoch_order
 
 SMALLEST_BATCH = 8  # rows of the smallest batch: it still splits over 2, 4 or 8 batch_devices
 

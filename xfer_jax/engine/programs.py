@@ -12,10 +12,10 @@ import jax.numpy as jnp
 from flax import traverse_util
 
 from xfer_jax.data import window_samples
+from xfer_jax.engine.optim import make_optimizer
+from xfer_jax.engine.runner import Runner, Settings
+from xfer_jax.engine.step import SUPERVISED, Step
 from xfer_jax.models import MultiResNet
-from xfer_jax.optim import make_optimizer
-from xfer_jax.runner import Runner, Settings
-from xfer_jax.step import SUPERVISED, Step
 
 
 def build_model(model_config: Mapping, num_classes: int, rate_hz: float,

@@ -11,11 +11,12 @@ import json
 import logging
 from pathlib import Path
 
-from xfer_jax import checkpoints, results
 from xfer_jax.data.atomic import write_text
+from xfer_jax.engine import checkpoints
+from xfer_jax.engine.loop import FitState, restore_fit_state
+from xfer_jax.engine.runner import Runner
 from xfer_jax.errors import UserError
-from xfer_jax.loop import FitState, restore_fit_state
-from xfer_jax.runner import Runner
+from xfer_jax.grid import results
 
 # config groups a phase does not read: a rerun may change them
 UNREAD = {"pretrain": ("target", "adapt.", "transfer.", "sweep.", "datasets"),

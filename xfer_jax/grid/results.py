@@ -25,7 +25,7 @@ from pathlib import Path
 from xfer_jax import defaults
 from xfer_jax.data.atomic import write_text
 from xfer_jax.errors import UserError
-from xfer_jax.records import Record, RecordError
+from xfer_jax.grid.records import Record, RecordError
 
 RESULTS_GLOB = "results*.jsonl"
 GRID_FILE = "sweep.json"

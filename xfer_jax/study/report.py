@@ -13,7 +13,7 @@
 
 Each figure has one colour scale; the F1 scale runs from the lowest majority-class
 micro-F1 (the floor any classifier should clear) to the best cell. Statistics:
-xfer_jax/stats.py (paired t over seeds, Holm-corrected over the grid's transfer
+xfer_jax/study/stats.py (paired t over seeds, Holm-corrected over the grid's transfer
 cells).
 """
 
@@ -29,16 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-from xfer_jax import results, stats
 from xfer_jax.console import format_markdown
 from xfer_jax.data.atomic import write_bytes, write_text
-from xfer_jax.records import METRICS, Record
+from xfer_jax.grid import results
+from xfer_jax.grid.records import METRICS, Record
+from xfer_jax.study import stats
 from xfer_jax.transfer import BASELINE
 
 
 def aggregate(records: Sequence[Record]) -> list[dict]:
   """One row per (target, source, size, blocks), and strategy where records name
-  one (several grids read together: xfer_jax/study.py): mean, std and n over
+  one (several grids read together: xfer_jax/study/): mean, std and n over
   seeds; a transfer cell's gain over the baseline of its target and size
   (difference of means) and the gain's std over paired seeds."""
   groups: dict[tuple, list[Mapping]] = defaultdict(list)

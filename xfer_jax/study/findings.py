@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xfer_jax import contrasts, report, results, stats, study
+from xfer_jax import study
 from xfer_jax.console import format_markdown
+from xfer_jax.grid import results
+from xfer_jax.study import contrasts, report, stats
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,122 +1,34 @@
-"""A study of several transfer strategies, read from one grid per strategy.
-
-  ROOT/<strategy>/sweep.json, results*.jsonl   (launch/real_v2.sh writes them)
-  ROOT/sources/<source>/result.json             the source models' own results
-  python -m launch.study --root=ROOT --out=DIR  # DIR/summary.md, results.csv, gains.png
-
-Every grid of a study shares its targets, sizes, seeds and adaptation subsets (a
-strategy changes only config.transfer, sweep.blocks, sweep.baseline and its epoch
-cap; anything else is refused by name), so seed s of any strategy's cell adapted on the same
-windows as seed s of the baseline, and every comparison is paired per seed.
-
-The questions, each answered with the paired t-test over seeds of xfer_jax/stats.py,
-Holm-corrected within its own family of comparisons:
-  transfer vs baseline      every transfer cell of every strategy (one family)
-  each strategy on average  per strategy, source (pools as one) and k: the gain
-                            averaged over its cells per seed, tested over seeds
-  multi-source vs single    per strategy, target, size and k: the pooled source
-                            against each single source (sources named "a+b")
-  self-supervised vs        per target, size and k: each self-supervised source
-    supervised              ("simclr:a") against each supervised single source, in
-                            grids of the same transfer strategy
-  spectral vs temporal      per target, size, source: spectral-only transfer against
-                            temporal-only transfer at each k
-write() renders them as summary.md, results.csv and gains.png from the records alone.
-"""
+"""A study as text and pictures: its summary.md (the declared questions first, then
+every exploratory table), results.csv and gains.png, from the records alone."""
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import io
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from xfer_jax import contrasts, report, results, stats
 from xfer_jax.console import format_markdown
 from xfer_jax.data.atomic import write_bytes, write_text
-from xfer_jax.pretext import sources as pretext_sources
-from xfer_jax.records import Record, source_label
-from xfer_jax.transfer import BASELINE, WHOLE_MODEL_MODES
-
-SOURCES = "sources"  # ROOT/sources/<source>/result.json: what each source model reached
-# ROOT/design.json: the study's declared questions (xfer_jax/contrasts.py's Design):
-# {"margin": points, "primary": [{"name", "treated": {"strategy", "source"?,
-# "blocks"?}, "control": {...}}]}
-DESIGN_FILE = "design.json"
-FOLD_FIELD = "data.fold"  # a fold set's grids differ in it alone
-# the fields a strategy may change; every other grid field is shared by the study. The
-# epoch cap is one: a strategy that trains its copies at a fraction of the learning
-# rate needs more epochs before early stopping ends it, and a cell that stops early
-# records the same numbers under any higher cap
-# The pairs are one too: a grid may run other sources into the same targets (every
-# comparison pairs cells by target, size and seed, which the shared fields fix)
-STRATEGY_FIELDS = ("transfer.", "sweep.blocks", "sweep.baseline", "train.max_epochs",
-                   "sweep.pairs")
-
-
-class StudyError(results.ResultsError):
-  """Strategy grids that cannot be compared; the message names the folder and field."""
-
-
-def grid_folders(root: Path) -> list[Path]:
-  """Each strategy's sweep workdirs: ROOT/<strategy>/ itself or, for a fold set, one
-  workdir per fold below it (ROOT/<strategy>/<fold>/: config.data.fold is a grid
-  field, so each fold is its own grid)."""
-  folds = [p.parent for p in root.glob(f"*/*/{results.GRID_FILE}")
-           if results.read_grid(p.parent)["fields"].get("data.folds")]
-  # (a folder of grids without folds below ROOT is another study: real_v2/val_accuracy)
-  return sorted({p.parent for p in root.glob(f"*/{results.GRID_FILE}")} | set(folds))
-
-
-def load(root: str | os.PathLike) -> tuple[list[Record], dict[str, dict]]:
-  """(records tagged with their strategy, {strategy: grid fields}) of ROOT's grids;
-  a strategy's fold workdirs are one grid but for config.data.fold."""
-  root = Path(root)
-  folders = grid_folders(root)
-  if not folders:
-    raise StudyError(f"{root}: no <strategy>/{results.GRID_FILE} below it; expected one sweep "
-                     "workdir per strategy (launch/real_v2.sh), or one per fold below it")
-  records, grids = [], {}
-  for folder in folders:
-    if not results.results_files(folder):
-      continue  # a grid that has not recorded a cell yet
-    grid_records, fields = results.load([folder])
-    strategy = folder.relative_to(root).parts[0]
-    fields = {k: v for k, v in fields.items() if k != FOLD_FIELD}
-    if strategy in grids and grids[strategy] != fields:
-      raise StudyError(f"{folder}: its grid differs from the other folds of {strategy!r} in "
-                       f"more than the fold ({results.describe_differences(fields, grids[strategy])})")
-    grids[strategy] = fields
-    records += [dataclasses.replace(r, strategy=strategy) for r in grid_records]
-  if BASELINE not in grids:
-    raise StudyError(f"{root / BASELINE}: no baseline records; every comparison is against them")
-  shared = {s: {k: v for k, v in f.items() if not k.startswith(STRATEGY_FIELDS)}
-            for s, f in grids.items()}
-  for strategy, fields in shared.items():
-    if fields != shared[BASELINE]:
-      differences = results.describe_differences(fields, shared[BASELINE], (strategy, BASELINE))
-      raise StudyError(f"{root / strategy}: its grid differs from {root / BASELINE} in more than "
-                       f"the strategy ({differences})")
-  return records, grids
-
-
-def read_design(root: str | os.PathLike, path: str | os.PathLike | None = None
-                ) -> contrasts.Design | None:
-  """`path` (default ROOT/design.json) as a Design, or None where the study declared none."""
-  path = Path(path) if path else Path(root) / DESIGN_FILE
-  if not path.exists():
-    if path.name != DESIGN_FILE:
-      raise StudyError(f"{path}: no such design file")
-    return None
-  try:
-    return contrasts.Design.from_dict(json.loads(path.read_text()))
-  except json.JSONDecodeError as e:
-    raise StudyError(f"{path}: not JSON ({e})") from e
+from xfer_jax.grid import results
+from xfer_jax.grid.records import Record, source_label
+from xfer_jax.study import contrasts, report, stats
+from xfer_jax.study.analysis import (
+  against_reference,
+  arm_name,
+  at_epoch_cap,
+  averaged_over_cells,
+  below_half_the_baseline,
+  multi_vs_single,
+  seed_values,
+  self_supervised_vs_supervised,
+  spectral_vs_temporal,
+)
+from xfer_jax.study.load import DESIGN_FILE, StudyError, load, read_design, source_models
+from xfer_jax.transfer import BASELINE
 
 
 def primary_lines(records: Sequence[Record], design: contrasts.Design) -> list[str]:
@@ -183,225 +95,10 @@ def questions_markdown(root: str | os.PathLike, design_path: str | os.PathLike |
   return "\n".join(lines)
 
 
-def source_models(root: str | os.PathLike) -> list[dict]:
-  """Per source model of ROOT/sources: its train windows and classes (or pretext
-  outputs), and over its seeds the epochs it ran and its score on its own test
-  split: micro-F1, or a self-supervised source's pretext accuracy."""
-  rows = []
-  for path in sorted(Path(root).glob(f"{SOURCES}/*/result.json")):
-    try:
-      result = json.loads(path.read_text())
-      seeds = result["per_seed"]
-      score = "micro_f1" if "micro_f1" in seeds[0] else "pretext_accuracy"
-      epochs, scores = [s["epochs"] for s in seeds], [s[score] for s in seeds]
-      windows = result["train_windows"]
-      classes = result.get("num_classes") or "/".join(result["pretext_outputs"])
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-      raise StudyError(f"{path}: expected a source model's result.json (per_seed epochs and "
-                       f"micro_f1 or pretext_accuracy, train_windows, num_classes or "
-                       f"pretext_outputs): {e!r}") from None
-    rows.append({"source": path.parent.name, "train windows": windows,
-                 "classes (or pretext outputs)": classes, "seeds": len(seeds),
-                 "epochs": f"{min(epochs)}–{max(epochs)}",
-                 "test score": f"{'micro-F1' if score == 'micro_f1' else 'pretext accuracy'} "
-                               f"{100 * float(np.mean(scores)):.1f}"})
-  return rows
-
-
-def publish(run_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
-  """Copies a running study's records into out_dir (each grid's sweep.json and
-  results*.jsonl, each source's result.json, the design; checkpoints stay behind), each file
-  atomically, so out_dir can be committed while the study goes on."""
-  run_root, out_dir = Path(run_root), Path(out_dir)
-  files = [p for folder in grid_folders(run_root)
-           for p in [folder / results.GRID_FILE, *results.results_files(folder)]]
-  files += sorted(run_root.glob(f"{SOURCES}/*/result.json"))
-  files += [run_root / DESIGN_FILE] if (run_root / DESIGN_FILE).exists() else []
-  for path in files:
-    write_bytes(out_dir / path.relative_to(run_root), path.read_bytes())
-  return [out_dir / path.relative_to(run_root) for path in files]
-
-
-def seed_values(records: Sequence[Record], field: str = "micro_f1") -> dict[tuple, dict]:
-  """{(strategy, target, source, size, blocks): {replicate: the record's field}}, a
-  replicate being a seed (Record.replicate: (fold, seed) where a study runs folds)."""
-  out: dict[tuple, dict] = collections.defaultdict(dict)
-  for r in records:
-    out[(r.strategy, *r.cell)][r.replicate] = getattr(r, field)
-  return out
-
-
-def paired(a: Mapping[int, float], b: Mapping[int, float]) -> dict:
-  """a - b over their common seeds: mean, 95 % half-width, p (paired t)."""
-  seeds = sorted(set(a) & set(b))
-  diffs = [a[s] - b[s] for s in seeds]
-  mean, ci = stats.mean_ci(diffs) if diffs else (None, None)
-  return {"diff": mean, "ci95": ci, "p": stats.paired_p([a[s] for s in seeds],
-                                                         [b[s] for s in seeds]),
-          "seeds": len(seeds)}
-
-
-def corrected(rows: list[dict]) -> list[dict]:
-  """Holm's p and the verdict on rows from `paired` (one family)."""
-  for row, p in zip(rows, stats.holm([r["p"] for r in rows])):
-    row["p_holm"] = p
-    row["verdict"] = stats.verdict(row["diff"], p)
-  return rows
-
-
-def averaged_over_cells(values: Mapping[tuple, Mapping[int, float]],
-                        grids: Mapping[str, Mapping]) -> list[dict]:
-  """Per strategy, source (pools as one) and k: the gain over the baseline averaged
-  over every target and size it has run, per seed, then tested over the seeds.
-
-  A seed is one replicate of the whole design (its adaptation windows, its
-  initialisation, its source model), so its cells are averaged, not counted as
-  replicates; the test asks whether the strategy helps on average over the
-  study's targets and sizes, which a per-cell test with few seeds cannot see."""
-  arms: dict[tuple, list] = collections.defaultdict(list)
-  for (strategy, target, source, size, blocks), treated in values.items():
-    base = values.get((BASELINE, target, None, size, 0))
-    if source is not None and base is not None:
-      arms[(strategy, source_label(source, target), blocks)].append((treated, base))
-  rows = []
-  for (strategy, source, blocks), cells in arms.items():
-    seeds = sorted(set.intersection(*(set(t) & set(b) for t, b in cells)))
-    if not seeds:
-      continue
-    gain = {s: float(np.mean([t[s] - b[s] for t, b in cells])) for s in seeds}
-    rows.append({"arm": _cell({"strategy": strategy, "source": source, "blocks": blocks},
-                                   grids), "cells": len(cells),
-                 **paired(gain, dict.fromkeys(seeds, 0.0))})
-  return corrected(sorted(rows, key=lambda r: r["arm"]))
-
-
-def against_reference(values: Mapping[tuple, Mapping[int, float]],
-                      reference: Mapping[tuple, Mapping[int, float]],
-                      grids: Mapping[str, Mapping]) -> tuple[list[dict], list[dict]]:
-  """This study against a reference study on the cells both ran (a check that reruns
-  part of a study with one setting changed, e.g. train.stop_on): per arm (strategy,
-  source with the pools as one, k), averaged over the common cells per seed and
-  tested over the seeds, (micro-F1 here minus there, for every arm and the
-  baseline; each transfer arm's gain over its own study's baseline, here minus
-  there). Each list is its own Holm family."""
-  arms: dict[tuple, list] = collections.defaultdict(list)
-  for key in values.keys() & reference.keys():
-    strategy, target, source, _, blocks = key
-    arms[(strategy, source_label(source, target) if source else BASELINE, blocks)].append(key)
-  scores, gains = [], []
-  for (strategy, source, blocks), keys in sorted(arms.items(), key=lambda item: str(item[0])):
-    keys = sorted(keys, key=str)
-    base_keys = [(BASELINE, k[1], None, k[3], 0) for k in keys]
-    runs = [values[k] for k in keys] + [reference[k] for k in keys]
-    has_baselines = strategy != BASELINE and all(b in values and b in reference
-                                                 for b in base_keys)
-    if has_baselines:
-      runs += [v[b] for b in base_keys for v in (values, reference)]
-    seeds = sorted(set.intersection(*(set(v) for v in runs)))
-    if not seeds:
-      continue
-    row = {"arm": BASELINE if strategy == BASELINE else _cell(
-        {"strategy": strategy, "source": source, "blocks": blocks}, grids), "cells": len(keys),
-        "cell_keys": keys, "seed_list": seeds,
-        "below_half_here": _below_half(values, keys, base_keys, seeds),
-        "below_half_there": _below_half(reference, keys, base_keys, seeds)}
-    here, there = _cell_mean(values, keys, seeds), _cell_mean(reference, keys, seeds)
-    scores.append({**row, "here": _mean(here), "there": _mean(there), **paired(here, there)})
-    if has_baselines:
-      here_gain = _minus(here, _cell_mean(values, base_keys, seeds))
-      there_gain = _minus(there, _cell_mean(reference, base_keys, seeds))
-      gains.append({**row, "here": _mean(here_gain), "there": _mean(there_gain),
-                    **paired(here_gain, there_gain)})
-  return corrected(scores), corrected(gains)
-
-
-def _cell_mean(values, keys, seeds) -> dict[int, float]:
-  """Per seed, its value averaged over the cells keys."""
-  return {s: float(np.mean([values[k][s] for k in keys])) for s in seeds}
-
-
-def _minus(a: Mapping[int, float], b: Mapping[int, float]) -> dict[int, float]:
-  return {s: a[s] - b[s] for s in a}
-
-
-def _mean(per_seed: Mapping[int, float]) -> float:
-  return float(np.mean(list(per_seed.values())))
-
-
-def _below_half(values, keys, base_keys, seeds) -> str:
-  """Runs of keys under half their seed's baseline, of the runs with a baseline."""
-  runs = [(values[k][s], values[b][s]) for k, b in zip(keys, base_keys) if b in values
-          and k != b for s in seeds]
-  return f"{sum(v < base / 2 for v, base in runs)}/{len(runs)}" if runs else ""
-
-
-def _supervised(source: str | None) -> bool:
-  return source is not None and not pretext_sources.is_self_supervised(source)
-
-
-def multi_vs_single(values: Mapping[tuple, Mapping[int, float]]) -> list[dict]:
-  """Per strategy, target, size and k: each pooled supervised source against each
-  single one."""
-  rows = []
-  for (strategy, target, source, size, blocks), pooled in values.items():
-    if not _supervised(source) or "+" not in source:
-      continue
-    for (s2, t2, single, n2, k2), other in values.items():
-      if (s2, t2, n2, k2) == (strategy, target, size, blocks) and _supervised(single) \
-          and "+" not in single:
-        rows.append({"strategy": strategy, "target": target, "size": size, "blocks": blocks,
-                     "pooled": source, "single": single, **paired(pooled, other)})
-  return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["strategy"], r["blocks"])))
-
-
-def self_supervised_vs_supervised(values: Mapping[tuple, Mapping[int, float]],
-                                  grids: Mapping[str, Mapping]) -> list[dict]:
-  """Per target, size and k: each self-supervised source against each supervised
-  single source, between grids whose transfer strategy (config.transfer) is the same."""
-  strategy_of = lambda name: {k: v for k, v in grids[name].items() if k.startswith("transfer.")}
-  rows = []
-  for (strategy, target, source, size, blocks), ssl in values.items():
-    if source is None or not pretext_sources.is_self_supervised(source):
-      continue
-    for (s2, t2, other, n2, k2), supervised in values.items():
-      if ((t2, n2, k2) == (target, size, blocks) and _supervised(other) and "+" not in other
-          and strategy_of(s2) == strategy_of(strategy)):
-        rows.append({"target": target, "size": size, "blocks": blocks,
-                     "self_supervised": source_label(source, target), "supervised": other,
-                     "strategies": strategy if s2 == strategy else f"{strategy} / {s2}",
-                     **paired(ssl, supervised)})
-  return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["self_supervised"])))
-
-
-def spectral_vs_temporal(values: Mapping[tuple, Mapping[int, float]],
-                         grids: Mapping[str, Mapping]) -> list[dict]:
-  """Per target, size, source and temporal k: a grid transferring the spectral branch
-  alone (config.transfer.branch) minus one transferring the temporal branch alone."""
-  branch = lambda strategy: grids.get(strategy, {}).get("transfer.branch")
-  rows = []
-  for (strategy, target, source, size, _), spectral in values.items():
-    if branch(strategy) != "spectral":
-      continue
-    for (s2, t2, src2, n2, k2), temporal in values.items():
-      if branch(s2) == "temporal" and (t2, src2, n2) == (target, source, size):
-        rows.append({"target": target, "source": source, "size": size, "temporal_blocks": k2,
-                     **paired(spectral, temporal)})
-  return corrected(sorted(rows, key=lambda r: (r["target"], r["size"], r["source"],
-                                               r["temporal_blocks"])))
-
-
 def _pts(value: float | None, ci: float | None = None) -> str:
   if value is None:
     return ""
   return f"{100 * value:+.1f}" + (f" ± {100 * ci:.1f}" if ci is not None else "")
-
-
-def _cell(row: Mapping, grids: Mapping[str, Mapping]) -> str:
-  """strategy, source[, k where the strategy's k decides what is transferred]."""
-  fields = grids.get(row["strategy"], {})
-  nominal_k = (fields.get("transfer.mode") in WHOLE_MODEL_MODES
-               or fields.get("transfer.branch") == "spectral")
-  return f"{row['strategy']}, {row['source']}" + ("" if nominal_k else f", k={row['blocks']}")
 
 
 def best_per_target_size(rows: Sequence[Mapping], grids: Mapping[str, Mapping]) -> list[dict]:
@@ -415,27 +112,11 @@ def best_per_target_size(rows: Sequence[Mapping], grids: Mapping[str, Mapping]) 
     best = max(transfer, key=lambda r: r["micro_f1_mean"])
     out.append({"target": target, "size": size,
                 "baseline": f"{100 * base[0]['micro_f1_mean']:.1f}",
-                "best cell": _cell(best, grids), "micro_f1": f"{100 * best['micro_f1_mean']:.1f}",
+                "best cell": arm_name(best, grids), "micro_f1": f"{100 * best['micro_f1_mean']:.1f}",
                 "gain (95% CI)": _pts(best["micro_f1_gain"], best["micro_f1_gain_ci95"]),
                 "p (Holm)": _p(best["micro_f1_p_holm"]), "verdict": best["micro_f1_verdict"],
                 "macro gain": _pts(best["macro_f1_gain"], best["macro_f1_gain_ci95"])})
   return out
-
-
-def _capped(record: Record, cap: int) -> bool:
-  """Whether a phase of the record's run stopped at the epoch cap (lp_ft's probe too)."""
-  return max(record.epochs, record.probe_epochs or 0) >= cap
-
-
-def below_half_the_baseline(records: Sequence[Record]) -> tuple[int, int]:
-  """(runs whose micro-F1 is under half their seed's baseline on the same windows, runs
-  with such a baseline): a strategy that sometimes fails outright, where a mean gain
-  cannot tell it from one a little worse everywhere."""
-  key = lambda r: (r.target, r.size, r.replicate)
-  base = {key(r): r.micro_f1 for r in records if r.strategy == BASELINE}
-  paired = [(r.micro_f1, base[key(r)]) for r in records
-            if r.strategy != BASELINE and key(r) in base]
-  return sum(value < base_value / 2 for value, base_value in paired), len(paired)
 
 
 def per_strategy(rows: Sequence[Mapping], records: Sequence[Record], grids: Mapping) -> list[dict]:
@@ -451,7 +132,7 @@ def per_strategy(rows: Sequence[Mapping], records: Sequence[Record], grids: Mapp
                 "gain > 0": sum(r["micro_f1_gain"] > 0 for r in group),
                 "runs < ½ baseline": "{}/{}".format(*below_half_the_baseline(baseline + mine)),
                 "epoch cap": cap,
-                "records at the epoch cap": f"{sum(_capped(r, cap) for r in mine)}/{len(mine)}"})
+                "records at the epoch cap": f"{sum(at_epoch_cap(r, cap) for r in mine)}/{len(mine)}"})
   return out
 
 
@@ -640,7 +321,7 @@ def plot_gains(rows: Sequence[Mapping], grids: Mapping[str, Mapping], path: Path
   import matplotlib.pyplot as plt
 
   transfer = [r for r in rows if r["source"] != BASELINE and r["micro_f1_gain"] is not None]
-  arm = lambda r: _cell({**r, "source": source_label(r["source"], r["target"])}, grids)
+  arm = lambda r: arm_name({**r, "source": source_label(r["source"], r["target"])}, grids)
   targets = sorted({r["target"] for r in transfer})
   arms = sorted({arm(r) for r in transfer})
   sizes = sorted({r["size"] for r in rows})
@@ -694,4 +375,3 @@ def write(root: str | os.PathLike, out_dir: str | os.PathLike,
   report.write_csv(rows, paths["csv"])
   plot_gains(rows, grids, paths["gains"])
   return {k: str(v) for k, v in paths.items()}
-

@@ -26,7 +26,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from xfer_jax import devices, errors
+from xfer_jax import errors
+from xfer_jax.engine import devices
 from xfer_jax.errors import UserError, describe_os_error, os_cause
 
 FORMAT = "xfer_jax.checkpoint/1"

@@ -26,12 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
-from xfer_jax import checkpoints
 from xfer_jax.console import Progress
 from xfer_jax.data.atomic import write_text
-from xfer_jax.runner import Batches, EvalSet, Runner
-from xfer_jax.runtime import is_primary
-from xfer_jax.step import TrainState
+from xfer_jax.engine import checkpoints
+from xfer_jax.engine.runner import Batches, EvalSet, Runner
+from xfer_jax.engine.runtime import is_primary
+from xfer_jax.engine.step import TrainState
 
 STOP_ON = ("val_loss", "val_accuracy")
 LAST = "last"  # no validation: every epoch replaces the kept one (a fixed schedule)

@@ -56,7 +56,7 @@ def smallest_detectable(gain_sd: float, n: int, family: int, alpha: float = ALPH
   """The smallest mean gain over n paired seeds, with per-seed gains spread by
   gain_sd, that Holm's strictest step (p < alpha / family, the first test of a
   family of `family`) can call significant, with half power: what a grid of this
-  size can detect at best. xfer_jax/contrasts.py projects a declared contrast's
+  size can detect at best. xfer_jax/study/contrasts.py projects a declared contrast's
   80 %-power difference."""
   return float(scipy_stats.t.ppf(1 - alpha / (2 * family), n - 1) * gain_sd / np.sqrt(n))
 

@@ -34,9 +34,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from xfer_jax import stats
 from xfer_jax.errors import UserError
-from xfer_jax.records import METRICS, Record
+from xfer_jax.grid.records import METRICS, Record
+from xfer_jax.study import stats
 from xfer_jax.transfer import BASELINE
 
 POWER = 0.8

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from xfer_jax.optim import l2_penalty
+from xfer_jax.engine.optim import l2_penalty
 
 
 @flax.struct.dataclass

@@ -31,10 +31,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from xfer_jax import programs
 from xfer_jax.data import Prepared
-from xfer_jax.runner import SMALLEST_BATCH, Batches, EvalSet, chunk_rows
-from xfer_jax.step import seed_keys
+from xfer_jax.engine import programs
+from xfer_jax.engine.runner import SMALLEST_BATCH, Batches, EvalSet, chunk_rows
+from xfer_jax.engine.step import seed_keys
 
 SMALL_ROWS = 32  # the calibration's small batch (a 20-window cell's)
 
