@@ -19,6 +19,11 @@ def test_shots_per_class_take_k_of_every_class_nested_over_k():
   with pytest.raises(DataError, match=r"config.adapt.size=4 shots per class .* hmp's train "
                      r"split has fewer windows of class\(es\) walk \(3\)"):
     shots_per_class(y, 4, 0, ("walk", "run", "sit", "lie"), "hmp")
+  # short_classes="all": a class with fewer windows gives every one it has, still nested
+  four, eight = (shots_per_class(y, k, 7, short_classes="all") for k in (4, 8))
+  assert np.bincount(y[four], minlength=4).tolist() == [3, 4, 4, 4]
+  assert np.bincount(y[eight], minlength=4).tolist() == [3, 8, 5, 8]
+  assert set(three) <= set(four) <= set(eight)
 
 
 def test_inner_validation_splits_each_seeds_budget_without_overlap():

@@ -324,3 +324,29 @@ def test_the_findings_page_recomputes_from_the_committed_records():
   from xfer_jax.study import findings
   results_dir = Path(__file__).resolve().parents[1] / "docs" / "results"
   assert findings.markdown(results_dir) == (results_dir / "FINDINGS.md").read_text()
+
+
+def test_the_third_studys_grids_differ_only_by_arm_and_fold_and_its_questions_name_its_arms():
+  """configs/real_v3.py: every arm's grid in every fold shares all but the strategy
+  fields and the fold with the baseline's (so launch.study pairs them), and every
+  arm design.json names is one of the config's arms."""
+  import json
+  from pathlib import Path
+
+  from configs import real_v3
+  from xfer_jax.grid import results
+  from xfer_jax.study import contrasts
+  shared = lambda fields: {k: v for k, v in fields.items()
+                           if not k.startswith(study.STRATEGY_FIELDS) and k != study.FOLD_FIELD}
+  base = shared(results.grid_fields(real_v3.get_config("baseline,fold=0")))
+  for arm in real_v3.ARMS:
+    for fold in range(real_v3.FOLDS):
+      config = real_v3.get_config(f"{arm},fold={fold}")
+      assert shared(results.grid_fields(config)) == base, (arm, fold)
+      assert config.data.fold == fold and config.adapt.short_classes == "all"
+  design_path = Path(__file__).resolve().parents[1] / "docs/results/real_v3/design.json"
+  design = contrasts.Design.from_dict(json.loads(design_path.read_text()))
+  assert {arm.strategy for c in design.contrasts for arm in (c.treated, c.control)} <= set(
+      real_v3.ARMS)
+  with pytest.raises(ValueError, match="fold 7 outside 0..3"):
+    real_v3.get_config("baseline,fold=7")

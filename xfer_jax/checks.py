@@ -4,6 +4,7 @@ dataset and what it needs."""
 from __future__ import annotations
 
 from xfer_jax.data import DataError, Prepared, window_samples
+from xfer_jax.data.subsets import SHORT_CLASSES
 from xfer_jax.engine.loop import STOP_ON
 from xfer_jax.errors import UserError
 
@@ -35,6 +36,10 @@ def check_config(config) -> None:
   if adapt.get("selection", ORACLE) not in SELECTIONS:
     raise ConfigError(f"config.adapt.selection={adapt['selection']!r}: expected one of "
                       f"{SELECTIONS}")
+  if adapt.get("short_classes", "error") not in SHORT_CLASSES:
+    raise ConfigError(f"config.adapt.short_classes={adapt['short_classes']!r}: expected one of "
+                      f"{SHORT_CLASSES} (a class with fewer windows than a per-class budget: an "
+                      "error, or all it has)")
   if not 0 < adapt.get("inner_fraction", 0.2) < 1:
     raise ConfigError(f"config.adapt.inner_fraction={adapt['inner_fraction']}: expected the "
                       "share of a budget's windows that selects the epoch, in (0, 1)")

@@ -171,9 +171,14 @@ def adapt_config() -> ConfigDict:
     selection  what picks each seed's epoch: "oracle", the target's whole val split
                (labels outside the budget; the paper does not say); "inner",
                inner_fraction of the budget's own windows (they do not train);
-               "fixed", none: train.max_epochs epochs, the last one kept"""
+               "fixed", none: train.max_epochs epochs, the last one kept
+    short_classes  per_class: a class with fewer windows than size is an "error", or
+               gives "all" it has (the records count every label read)"""
   return ConfigDict(dict(size=2087, subset_seed=0, budget="windows", selection="oracle",
-                         inner_fraction=0.2))
+                         inner_fraction=0.2,
+                         # per_class: a class with fewer windows than the budget is an
+                         # "error", or gives "all" it has
+                         short_classes="error"))
 
 
 def sweep_config() -> ConfigDict:

@@ -111,7 +111,7 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
                     f"train split ({len(train_y)} windows); a sweep caps its sizes to the smallest "
                     "train split (xfer_jax/grid/sweep.py)")
   rows = adaptation_rows(train_y, size, ac.subset_seed, tc.num_seeds, budget,
-                         prepared.class_names, prepared.name)
+                         prepared.class_names, prepared.name, ac.get("short_classes", "error"))
   labelled = rows.shape[1]  # every label the cell reads: its training and its selection
   val_rows = None
   if selection == INNER:  # the budget's own windows select the epoch; they do not train

@@ -48,13 +48,20 @@ def cap_sizes(sizes: Sequence[int], train_sizes: Sequence[int]) -> list[int]:
   return capped
 
 
+SHORT_CLASSES = ("error", "all")  # config.adapt.short_classes
+
+
 def shots_per_class(y_N: np.ndarray, shots: int, seed: int, class_names: Sequence[str] = (),
-                    dataset: str = "") -> np.ndarray:
+                    dataset: str = "", short_classes: str = "error") -> np.ndarray:
   """shots windows of every class of the train split (indices, sorted); nested across
-  shot counts for one seed. A class with fewer windows is an error naming it."""
+  shot counts for one seed. A class with fewer windows is an error naming it, or
+  (short_classes "all") gives every window it has: a fold whose train subjects hold
+  few of a class adapts on what there is, and the record counts what was read."""
   y_N = np.asarray(y_N)
   classes, counts = np.unique(y_N, return_counts=True)
   short = [(int(c), int(n)) for c, n in zip(classes, counts) if n < shots]
+  if short_classes == "all":
+    short = []
   if shots < 1 or short:
     named = ", ".join(f"{class_names[c] if c < len(class_names) else c} ({n})" for c, n in short)
     raise DataError(f"config.adapt.size={shots} shots per class (config.adapt.budget="
@@ -87,12 +94,12 @@ def inner_validation(y_N: np.ndarray, rows_Sxn: np.ndarray, fraction: float, see
 
 def adaptation_rows(y_train: np.ndarray, size: int, subset_seed: int, num_seeds: int,
                     budget: str = "windows", class_names: Sequence[str] = (),
-                    dataset: str = "") -> np.ndarray:
+                    dataset: str = "", short_classes: str = "error") -> np.ndarray:
   """(S, n) labelled rows of a target's train split: seed s's nested subset drawn
   with subset_seed + s, stratified (budget "windows": n = size) or size of each
   class (budget "per_class": n = size x classes)."""
   if budget == "per_class":
-    return np.stack([shots_per_class(y_train, size, subset_seed + s, class_names, dataset)
-                     for s in range(num_seeds)])
+    return np.stack([shots_per_class(y_train, size, subset_seed + s, class_names, dataset,
+                                     short_classes) for s in range(num_seeds)])
   return np.stack([adaptation_subsets(y_train, [size], subset_seed + s)[size]
                    for s in range(num_seeds)])

@@ -284,6 +284,8 @@ def labels_spent(grid: Mapping) -> str:
   """What a grid's cells read of the target's labels (config.adapt), in a sentence."""
   budget = grid.get("adapt.budget", "windows")
   size = "k labelled windows of every class" if budget == "per_class" else "n labelled windows"
+  if budget == "per_class" and grid.get("adapt.short_classes") == "all":
+    size += " (all of a class that has fewer)"
   selection = grid.get("adapt.selection", "oracle")
   picks = {"oracle": "the target's whole validation split, labels beyond the budget (oracle "
                      "selection)",
