@@ -22,6 +22,7 @@ from xfer_jax import experiment
 from xfer_jax.engine import checkpoints, workdirs
 from xfer_jax.errors import explain
 from xfer_jax.grid import results, sweep
+from xfer_jax.grid.records import Record
 from xfer_jax.study import report
 
 
@@ -69,6 +70,31 @@ def test_a_rerun_that_would_change_results_is_refused_and_names_the_field(
   other.transfer.blocks = 2
   with pytest.raises(workdirs.WorkdirError, match=r"transfer.blocks: saved 1 vs given 2"):
     experiment.adapt(other, adapt_dir, None, progress=False)
+
+
+def test_a_workdir_without_its_config_json_is_checked_against_its_checkpoint(
+    smoke_config, workdir, adapted, tmp_path):
+  """The checkpoint carries its run's config: with config.json gone, a rerun under
+  another learning rate is refused by field (it used to print the old scores, rc 0,
+  and write a config.json claiming the new rate); the same config resumes and
+  config.json is written again; checkpoints copied into a fresh adapt workdir with
+  another adaptation size are refused (they used to report under the new size)."""
+  (workdir / "config.json").unlink()
+  config = smoke_config.copy_and_resolve_references()
+  config.optim.learning_rate = 0.5
+  with pytest.raises(workdirs.WorkdirError, match=r"checkpoints: its latest step was trained "
+                     r"with another config \(optim.learning_rate: saved 0.001 vs given 0.5\)"):
+    experiment.pretrain(config, workdir, progress=False)
+  assert not (workdir / "config.json").exists()
+  experiment.pretrain(smoke_config, workdir, progress=False)
+  assert json.loads((workdir / "config.json").read_text())["optim"]["learning_rate"] == 0.001
+  adapt_config, adapt_dir, _ = adapted
+  fresh = tmp_path / "fresh_adapt"
+  shutil.copytree(adapt_dir / "checkpoints", fresh / "checkpoints")
+  other = adapt_config.copy_and_resolve_references()
+  other.adapt.size = 20
+  with pytest.raises(workdirs.WorkdirError, match=r"adapt.size: saved \d+ vs given 20"):
+    experiment.adapt(other, fresh, None, progress=False)
 
 
 def test_a_rerun_with_other_run_settings_resumes(smoke_config, pretrained, workdir):
@@ -210,6 +236,23 @@ def test_a_finished_sweep_reruns_and_reports_on_a_read_only_file_system(
     assert after == before
 
 
+def test_a_finished_pretrain_and_adapt_rerun_on_a_read_only_file_system(
+    smoke_config, pretrained, adapted, tmp_path):
+  """A finished run returns its result as written, rewriting nothing (it used to fail
+  with EROFS rewriting result.json)."""
+  adapt_config, adapt_dir, _ = adapted
+  with _small_file_system(tmp_path / "ro", "64m") as mount:
+    shutil.copytree(pretrained, mount / "source")
+    shutil.copytree(adapt_dir, mount / "adapted")
+    before = {p: p.read_bytes() for p in mount.rglob("*") if p.is_file()}
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    assert experiment.pretrain(smoke_config, mount / "source", progress=False)["per_seed"] == (
+        _per_seed(pretrained))
+    assert experiment.adapt(adapt_config, mount / "adapted", pretrained,
+                            progress=False)["per_seed"] == _per_seed(adapt_dir)
+    assert {p: p.read_bytes() for p in mount.rglob("*") if p.is_file()} == before
+
+
 def test_a_refused_sweep_leaves_no_new_files(smoke_config, tmp_path):
   workdir = tmp_path / "refused"
   with pytest.raises(sweep.SweepError, match="task_index=3 with num_tasks=2"):
@@ -271,3 +314,26 @@ def test_a_config_file_that_fails_is_one_line_with_where_and_why(tmp_path):
          "field 'target'" in line
   assert line.endswith("declare a dataset of your own in config.data.datasets "
                        "(configs/own.py) and name it there")
+
+
+def test_two_sweeps_of_one_slice_and_orphaned_records_are_refused_before_compute(
+    smoke_config, tmp_path):
+  """A second process on the same task slice is refused at once (both used to exit 0
+  having computed every cell twice); records whose sweep.json is gone are refused
+  before a new grid starts beside them."""
+  workdir = tmp_path / "sweep"
+  workdir.mkdir()
+  with sweep._task_lock(workdir, 0, 1):
+    with pytest.raises(sweep.SweepError, match="another process is running task 0 of 1"):
+      sweep.run(smoke_config, workdir, progress=False)
+  with sweep._task_lock(workdir, 0, 1):  # released by its holder: free again
+    pass
+  orphan = Record(config_key="0123abcd", target="t", source=None, size=20, blocks=0,
+                  mode="baseline", seed=0, micro_f1=0.5, macro_f1=0.5, majority_micro_f1=0.1,
+                  majority_macro_f1=0.1, epochs=3, best_epoch=2)
+  results.append(workdir / "results.jsonl", [orphan])
+  with pytest.raises(results.ResultsError, match=r"records of another grid \(config key "
+                     r"0123abcd\) and no sweep.json"):
+    sweep.run(smoke_config, workdir, progress=False)
+  assert sorted(p.name for p in workdir.iterdir() if not p.name.startswith(".")) == [
+      "results.jsonl"]

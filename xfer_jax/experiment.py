@@ -162,8 +162,16 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
     for mine, probed in zip(summary["per_seed"], summaries[0]["per_seed"]):
       mine.update(probe_epochs=probed["epochs"], probe_best_epoch=probed["best_epoch"])
     if workdir is not None and is_primary():
-      write_text(workdir / "result.json", json.dumps(summary, indent=2))
+      _write_result(workdir, summary)
   return summary
+
+
+def _write_result(workdir: Path, summary: dict) -> None:
+  """workdir/result.json, left as it is where it already says the same."""
+  text = json.dumps(summary, indent=2)
+  path = workdir / "result.json"
+  if not path.exists() or path.read_text() != text:
+    write_text(path, text)
 
 
 def _check_source(meta: dict, target: str) -> None:
@@ -219,6 +227,11 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
     workdirs.pin_config(workdir, config, phase, write=is_primary())
     ckpt = checkpoints.Checkpoints(workdir / "checkpoints")
     state = workdirs.resume(ckpt, runner, meta)
+    if state is not None and (state.done or state.epoch >= tc.max_epochs) and (
+        workdir / "result.json").exists():
+      # a finished run: its result as it was written (a read-only workdir reruns)
+      ckpt.close()
+      return json.loads((workdir / "result.json").read_text()), state
     hooks += [MetricsWriter(workdir / "metrics.jsonl", phase),
               Checkpointer(lambda state: save_fit_state(ckpt, state, meta),
                            runner.settings.checkpoint_every, runner.settings.checkpoint_every_s)]
@@ -250,7 +263,7 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
       **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in headline},
       **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in headline}}
   if workdir is not None and is_primary():
-    write_text(workdir / "result.json", json.dumps(summary, indent=2))
+    _write_result(workdir, summary)
   return summary, state
 
 

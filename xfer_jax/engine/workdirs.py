@@ -35,8 +35,15 @@ def run_fields(config, phase: str) -> dict[str, object]:
 
 def pin_config(workdir: Path, config, phase: str, write: bool = True) -> None:
   """Writes workdir/config.json, or checks that the one there describes a run with
-  the same numbers, so config.json always says how the workdir's model was trained."""
+  the same numbers, so config.json always says how the workdir's model was trained.
+  The checkpoint holds its run's config too: a workdir whose config.json is gone, or
+  whose checkpoints came from another run, is checked against what it holds."""
+  given = run_fields(config, phase)
   path = workdir / "config.json"
+  saved_by_checkpoint = _checkpoint_config(workdir / "checkpoints")
+  if saved_by_checkpoint is not None:
+    _same_run(run_fields(saved_by_checkpoint, phase), given,
+              f"{workdir / 'checkpoints'}: its latest step was trained with another config")
   if not path.exists():
     if write:
       workdir.mkdir(parents=True, exist_ok=True)
@@ -46,12 +53,26 @@ def pin_config(workdir: Path, config, phase: str, write: bool = True) -> None:
     saved = run_fields(json.loads(path.read_text()), phase)
   except (json.JSONDecodeError, AttributeError) as e:
     raise WorkdirError(f"{path}: not a config saved by a run ({e}); use a fresh workdir") from e
-  given = run_fields(config, phase)
+  _same_run(saved, given, f"{path}: this workdir holds a run of another config")
+
+
+def _same_run(saved: dict, given: dict, what: str) -> None:
   if saved != given:
     raise WorkdirError(
-        f"{path}: this workdir holds a run of another config ("
-        f"{results.describe_differences(saved, given, ('saved', 'given'))}); rerun with the "
-        "saved config to resume it, or give a fresh --workdir. Only config.runtime may change")
+        f"{what} ({results.describe_differences(saved, given, ('saved', 'given'))}); rerun "
+        "with the saved config to resume it, or give a fresh --workdir. Only config.runtime "
+        "may change")
+
+
+def _checkpoint_config(directory: Path) -> dict | None:
+  """The config in the latest step's metadata; None without a step, or where the
+  step cannot be read (resume then falls back to an older one, or says why not)."""
+  if not directory.is_dir() or not any(p.name.isdigit() for p in directory.iterdir()):
+    return None
+  try:
+    return checkpoints.read_meta(directory).get("config")
+  except checkpoints.CheckpointError:
+    return None
 
 
 def resume(ckpt: checkpoints.Checkpoints, runner: Runner, meta: dict) -> FitState | None:

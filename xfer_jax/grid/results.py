@@ -126,6 +126,7 @@ def grid_key(workdir: Path, fields: Mapping[str, object]) -> str | None:
   A sweep.json of another grid is an error naming the fields that differ."""
   saved = read_grid(workdir)
   if saved is None:
+    _no_orphans(workdir, config_key(fields))
     return None
   saved_fields = current_fields(saved["fields"])
   if saved.get("format", 1) < GRID_FORMAT:
@@ -136,6 +137,17 @@ def grid_key(workdir: Path, fields: Mapping[str, object]) -> str | None:
         f"{describe_differences(saved_fields, fields, ('saved', 'given'))}); use another "
         "workdir or the saved config")
   return saved["config_key"]
+
+
+def _no_orphans(workdir: Path, key: str) -> None:
+  """Records of another grid with no sweep.json beside them (deleted, or lost) are
+  refused before any compute: the new grid would run beside them under its own key."""
+  keys = sorted({r.config_key for path in results_files(workdir) for r in read(path, quiet=True)}
+                - {key})
+  if keys:
+    raise ResultsError(f"{workdir}: its results files hold records of another grid (config key "
+                       f"{', '.join(keys)}) and no {GRID_FILE} says which config that was; "
+                       f"restore {GRID_FILE} from a copy, or give a fresh --workdir")
 
 
 def claim_grid(workdir: Path, fields: Mapping[str, object], write: bool = True) -> str:

@@ -38,6 +38,7 @@ import fcntl
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -192,6 +193,30 @@ def _file_lock(path: Path, wait: bool = True):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _task_lock(workdir: Path, task_index: int, num_tasks: int):
+  """Held while this process runs task task_index of num_tasks in workdir; another
+  process asking for the same slice gets a SweepError at once (the processes of one
+  multi-process task share it)."""
+  if jax.process_count() > 1:
+    yield
+    return
+  path = workdir / f".sweep.task-{task_index}-of-{num_tasks}.lock"
+  if not os.access(workdir, os.W_OK) or _read_only(workdir):
+    yield  # a read-only workdir: nothing to write, nothing to guard
+    return
+  with _file_lock(path, wait=False) as held:
+    if not held:
+      raise SweepError(f"{workdir}: another process is running task {task_index} of "
+                       f"{num_tasks} of this sweep (it holds {path.name}); wait for it, or "
+                       "run another slice (--task_index, --num_tasks)")
+    yield
+
+
+def _read_only(path: Path) -> bool:
+  return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
 def source_model(config, workdir: Path, source: str, progress: bool = False,
                  wait: bool = True) -> tuple | None:
   """The source's (params, batch stats, meta), training it first if no task has.
@@ -279,66 +304,68 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
   fields = results.grid_fields(config)
   results.grid_key(workdir, fields)  # another grid's workdir is refused before any write
   workdir.mkdir(parents=True, exist_ok=True)
-  key = results.claim_grid(workdir, fields, write=is_primary())
-  out_path = results_path(workdir, task_index, num_tasks)
-  if is_primary():
-    results.repair(out_path)
-  recorded = results.recorded(workdir, key)
-  missing = functools.partial(missing_seeds, experiment.seeds(config), recorded)
-  todo = [c for c in mine if missing(c)]
-  logging.info("task %d/%d: %d cells, %d recorded, %d to run", task_index, num_tasks, len(mine),
-               len(mine) - len(todo), len(todo))
-  bar = console.Progress(len(todo), f"sweep task {task_index}/{num_tasks}") if progress else None
-  sources: dict[str, tuple] = {}
-  start = time.monotonic()
-  pending = collections.deque(todo)
-  deferred = 0  # cells put back in a row: all of them waiting on other tasks' sources
-  done_cells = 0
-  with CompileCounter() as compiles:
-    while pending:
-      cell = pending.popleft()
-      if cell.source is not None and cell.source not in sources:
-        # While another task trains this source, run the cells that do not need it.
-        source = source_model(config, workdir, cell.source, wait=deferred > len(pending),
-                              progress=bar is not None)
-        if source is None:
-          pending.append(cell)
-          deferred += 1
-          continue
-        sources[cell.source] = source
-      deferred = 0
-      target = dataset(cell.target)
-      # capacity = the largest size: a target's sizes of a batch or more share one
-      # compilation (smaller ones are one batch of a power of two: Batches.create)
-      capacity = max(c.size for c in cells if c.target == cell.target) * (
-          target.num_classes if config.adapt.get("budget") == "per_class" else 1)
-      cell_start = time.monotonic()
-      try:
-        summary = experiment.adapt(_cell_config(config, cell), None, size=cell.size,
-                                   capacity=capacity, prepared=target,
-                                   source=sources.get(cell.source), progress=False)
-      except DataError as e:
-        raise SweepError(f"cell {cell.name}: {e}") from e
-      wall_s = time.monotonic() - cell_start
-      want = set(missing(cell))
-      cell_records = [records.build(
-          config_key=key, target=cell.target, source=cell.source, size=cell.size,
-          blocks=cell.blocks, transfer=config.transfer, seed_result=r,
-          majority=target.majority(), num_classes=target.num_classes,
-          budget=budget_fields(config, summary),
-          fold=config.data.fold if config.data.get("folds") else None, wall_s=wall_s,
-          task=f"{task_index}/{num_tasks}") for r in summary["per_seed"] if r["seed"] in want]
-      if is_primary():
-        results.append(out_path, cell_records)
-      done_cells += 1
-      if bar:
-        bar.update(done_cells, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
-  return {"workdir": str(workdir), "results": str(out_path), "cells_in_task": len(mine),
-          "cells_run": len(todo), "cells_in_grid": len(cells), "compilations": compiles.count,
-          "wall_s": time.monotonic() - start,
-          "mean_cell_s": (time.monotonic() - start) / len(todo) if todo else 0.0,
-          "seeds": experiment.seeds(config), "config_key": key,
-          "sizes": sorted({c.size for c in cells}), "pairs": len(pairs(config))}
+  # one process per task slice: a second one is refused (the lock dies with its holder)
+  with _task_lock(workdir, task_index, num_tasks):
+    key = results.claim_grid(workdir, fields, write=is_primary())
+    out_path = results_path(workdir, task_index, num_tasks)
+    if is_primary():
+      results.repair(out_path)
+    recorded = results.recorded(workdir, key)
+    missing = functools.partial(missing_seeds, experiment.seeds(config), recorded)
+    todo = [c for c in mine if missing(c)]
+    logging.info("task %d/%d: %d cells, %d recorded, %d to run", task_index, num_tasks, len(mine),
+                 len(mine) - len(todo), len(todo))
+    bar = console.Progress(len(todo), f"sweep task {task_index}/{num_tasks}") if progress else None
+    sources: dict[str, tuple] = {}
+    start = time.monotonic()
+    pending = collections.deque(todo)
+    deferred = 0  # cells put back in a row: all of them waiting on other tasks' sources
+    done_cells = 0
+    with CompileCounter() as compiles:
+      while pending:
+        cell = pending.popleft()
+        if cell.source is not None and cell.source not in sources:
+          # While another task trains this source, run the cells that do not need it.
+          source = source_model(config, workdir, cell.source, wait=deferred > len(pending),
+                                progress=bar is not None)
+          if source is None:
+            pending.append(cell)
+            deferred += 1
+            continue
+          sources[cell.source] = source
+        deferred = 0
+        target = dataset(cell.target)
+        # capacity = the largest size: a target's sizes of a batch or more share one
+        # compilation (smaller ones are one batch of a power of two: Batches.create)
+        capacity = max(c.size for c in cells if c.target == cell.target) * (
+            target.num_classes if config.adapt.get("budget") == "per_class" else 1)
+        cell_start = time.monotonic()
+        try:
+          summary = experiment.adapt(_cell_config(config, cell), None, size=cell.size,
+                                     capacity=capacity, prepared=target,
+                                     source=sources.get(cell.source), progress=False)
+        except DataError as e:
+          raise SweepError(f"cell {cell.name}: {e}") from e
+        wall_s = time.monotonic() - cell_start
+        want = set(missing(cell))
+        cell_records = [records.build(
+            config_key=key, target=cell.target, source=cell.source, size=cell.size,
+            blocks=cell.blocks, transfer=config.transfer, seed_result=r,
+            majority=target.majority(), num_classes=target.num_classes,
+            budget=budget_fields(config, summary),
+            fold=config.data.fold if config.data.get("folds") else None, wall_s=wall_s,
+            task=f"{task_index}/{num_tasks}") for r in summary["per_seed"] if r["seed"] in want]
+        if is_primary():
+          results.append(out_path, cell_records)
+        done_cells += 1
+        if bar:
+          bar.update(done_cells, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
+    return {"workdir": str(workdir), "results": str(out_path), "cells_in_task": len(mine),
+            "cells_run": len(todo), "cells_in_grid": len(cells), "compilations": compiles.count,
+            "wall_s": time.monotonic() - start,
+            "mean_cell_s": (time.monotonic() - start) / len(todo) if todo else 0.0,
+            "seeds": experiment.seeds(config), "config_key": key,
+            "sizes": sorted({c.size for c in cells}), "pairs": len(pairs(config))}
 
 
 def budget_fields(config, summary: Mapping) -> dict:
