@@ -54,6 +54,17 @@ def test_the_cache_follows_the_file_contents(config, arrays):
   again = prepare("mine", config)
   assert not again.from_cache
   assert not np.array_equal(first.splits["train"].x_NxWx3, again.splits["train"].x_NxWx3)
+  # a correction of the same size with its old modification time put back (cp -p,
+  # rsync -t): still read again, not served from the stale cache
+  path = os.path.join(config.data_dir, "mine.npz")
+  stat = os.stat(path)
+  restored = {k: (v * 0.25 + 0.75 if k.startswith("acc_") else v) for k, v in arrays.items()}
+  _write(config, restored)
+  assert os.stat(path).st_size == stat.st_size
+  os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  third = prepare("mine", config)
+  assert not third.from_cache
+  assert not np.array_equal(third.splits["train"].x_NxWx3, again.splits["train"].x_NxWx3)
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -181,3 +192,16 @@ def test_a_sweep_into_an_own_dataset_plans_like_a_built_in_one(smoke_config, arr
   plan = sweep.plan(config, calibrate=False)
   assert plan["cells"] == len(config.sweep.sizes) * (1 + len(config.sweep.blocks))
   assert sweep.datasets(config) == ["mine", "syn_smoke_b"]
+
+
+def test_a_sample_beyond_the_sensors_range_is_named_by_file_recording_and_time(config, arrays):
+  """One sample of 1e30 g used to pass prepare with a numpy overflow warning and stop
+  training later with a NaN loss naming nothing; now prepare names where it is."""
+  acc = arrays["acc_1"].copy()
+  acc[250] = [0.1, 1e30, 0.2]
+  _write(config, arrays, acc_1=acc)
+  with pytest.raises(DataError, match=r"mine.npz: recording .*: at 5.00 s \(sample 250\) the "
+                     r"acceleration reads .*beyond config.data.max_abs_g=1000 g"):
+    prepare("mine", config)
+  config.max_abs_g = 0.0  # no check: prepared as before
+  assert len(prepare("mine", config).splits["train"])

@@ -35,6 +35,9 @@ def data_config() -> ConfigDict:
       # (xfer_jax/data/registry.py; configs/own.py declares one interchange file)
       datasets={},
       check_units=True,  # a recording whose median |a| is far from 1 g is an error
+      # a sample beyond this many g on any axis is an error naming its file, recording
+      # and time (a glitch or a unit error); 0: no check
+      max_abs_g=1000.0,
       # a class whose every window the window length (or label rule) loses from the
       # train or test split is an error, unless this is set
       allow_lost_classes=False,

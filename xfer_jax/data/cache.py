@@ -48,8 +48,10 @@ FINGERPRINTS = "fingerprints.json"
 def fingerprint(path: Path, memo_dir: Path) -> str:
   """A digest of the contents of `path` (a file, or every file below a folder, by
   relative name). Each file's sha256 is remembered in memo_dir/fingerprints.json
-  under its size and modification time, so an unchanged file is read once; a
-  missing path is left to the reader to report."""
+  under its size, modification and status-change times and inode, so an unchanged
+  file is read once; the status-change time cannot be set back by tools that
+  restore a modification time (cp -p, rsync -t), so a corrected file is read
+  again. A missing path is left to the reader to report."""
   if not path.exists():
     return "missing"
   files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -61,7 +63,7 @@ def fingerprint(path: Path, memo_dir: Path) -> str:
   digest, changed = hashlib.sha256(), False
   for file in files:
     stat = file.stat()
-    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
     key = str(file.resolve())
     if memo.get(key, {}).get("stamp") != stamp:
       memo[key] = {"stamp": stamp, "sha256": _sha256(file)}

@@ -272,6 +272,7 @@ def prepare(dataset: str | Mapping, config: Mapping, *, use_cache: bool = True) 
     raw = registry.read_raw(entry["reader"], entry["path"], entry["options"])
     logging.info("preparing %s: %d recordings, %.2f h", entry["name"], len(raw.recordings),
                  raw.hours)
+    units.check_samples(raw, entry, data_config.get("max_abs_g", 0.0))
     if data_config.get("check_units", True):
       units.check(raw, entry)
     arrays, meta = _windows_of(raw, data_config)

@@ -22,6 +22,29 @@ PLAUSIBLE_G = (0.3, 4.0)
 _CONVERSION = {"interchange": "the file's to_g_scale and to_g_offset keys"}
 
 
+def check_samples(raw: RawDataset, entry: Mapping, max_abs_g: float) -> None:
+  """An error naming the file, the recording and the time of the first sample whose
+  |a| on any axis exceeds max_abs_g (0: no check): a wrist sensor's range is a few
+  tens of g at most, so such a sample is a glitch or a unit error, and one of them
+  overflows the model's first layers into NaN."""
+  if not max_abs_g:
+    return
+  for r in raw.recordings:
+    # NaN and inf are missing data, for the gap policy: only finite samples are judged
+    finite = np.where(np.isfinite(r.acc_Tx3), np.abs(r.acc_Tx3), 0.0)
+    over = np.flatnonzero(finite.max(axis=1, initial=0.0) > max_abs_g)
+    if len(over):
+      i = int(over[0])
+      when = (f"{r.t_s[i]:.2f} s" if r.t_s is not None else
+              f"{i / r.rate_hz:.2f} s" if r.rate_hz else f"sample {i}")
+      raise DataError(
+          f"{entry.get('path') or entry['name']}: recording {r.recording_id}: at {when} "
+          f"(sample {i}) the acceleration reads {r.acc_Tx3[i].tolist()} g, beyond "
+          f"config.data.max_abs_g={max_abs_g:g} g ({len(over)} such sample(s) in this "
+          "recording): a sensor glitch or a unit error. Fix the file, or raise "
+          "data.max_abs_g (0: no check)")
+
+
 def median_g(acc_Tx3: np.ndarray) -> float:
   norm = np.linalg.norm(acc_Tx3, axis=1)
   norm = norm[np.isfinite(norm)]
