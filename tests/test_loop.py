@@ -241,3 +241,33 @@ def test_one_class_and_oversized_batch_are_errors(config, prepared):
 def test_locked_config_rejects_unknown_keys(config):
   with pytest.raises(AttributeError):
     config.train.epochz = 3
+
+
+def _events(directory):
+  """(tag, step, value) of every scalar in the TensorBoard event files below directory
+  (TFRecord framing: length, its CRC, the Event, its CRC)."""
+  import struct
+
+  from tensorboardX.proto import event_pb2
+  out = []
+  for path in sorted(directory.rglob("events.out.tfevents.*")):
+    data, i = path.read_bytes(), 0
+    while i < len(data):
+      (length,) = struct.unpack("<Q", data[i:i + 8])
+      event = event_pb2.Event.FromString(data[i + 12:i + 12 + length])
+      i += 16 + length
+      out += [(path.parent.name, v.tag, event.step, v.simple_value) for v in event.summary.value
+              if v.HasField("simple_value")]
+  return out
+
+
+def test_training_curves_are_written_for_tensorboard_as_metrics_jsonl_says(pretrained):
+  """Each seed's run holds every epoch's metrics of metrics.jsonl at the same values
+  (as float32), so TensorBoard draws what the record says."""
+  rows = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
+  events = _events(pretrained / "tensorboard")
+  expected = {(f"seed_{r['seed']}", f"{r['phase']}/{k}", r["epoch"]): v for r in rows
+              for k, v in r.items() if k in ("train_loss", "val_loss", "val_accuracy")}
+  got = {(run, tag, step): value for run, tag, step, value in events}
+  assert got.keys() == expected.keys()
+  assert all(np.float32(expected[k]) == np.float32(got[k]) for k in got)

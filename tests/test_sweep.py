@@ -165,6 +165,7 @@ def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
   # two workdirs of different grids are refused by field
   other = tmp_path / "other"
   config = smoke.get_config()
+  (run / "results.jsonl").unlink()  # records with no sweep.json: refused; written again below
   results.claim_grid(run, results.grid_fields(config))
   config.train.num_seeds = 5
   results.claim_grid(other, results.grid_fields(config))
@@ -196,6 +197,11 @@ def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pret
   assert not results.check_overlap(records)
   assert {r.task for r in records} == {"0/2", "1/2"}
   assert all(0.0 <= r.micro_f1 <= 1.0 and r.epochs >= 1 for r in records)
+  # every cell is a run of TensorBoard's hyperparameter dashboard: target/source/n_k
+  cell_runs = {p.relative_to(workdir / "tensorboard").parts[:3]
+               for p in (workdir / "tensorboard").rglob("events.out.tfevents.*")}
+  assert cell_runs == {(r.target, r.source or "baseline", f"n{r.size}_k{r.blocks}")
+                       for r in records}
   assert sweep.run(config, workdir, task_index=0, num_tasks=2, progress=False)["cells_run"] == 0
   for path in results.results_files(workdir):
     path.unlink()

@@ -113,6 +113,9 @@ def runtime_config() -> ConfigDict:
       # lose this many seconds of training (0: no time bound) ...
       checkpoint_every_s=60.0,
       checkpoint_every=0,  # ... or this many epochs (0: no epoch bound)
+      # training curves for TensorBoard beside metrics.jsonl: WORKDIR/tensorboard/
+      # (xfer_jax/engine/tensorboard.py)
+      tensorboard=True,
       # how the convolutions run: "xla" (lax.conv) or "unfold" (one matrix product each,
       # the same parameters), faster only for seeds vmapped on CPU
       # (docs/performance.md#convolutions-as-matrix-products)

@@ -45,6 +45,7 @@ from xfer_jax.engine.loop import (
 from xfer_jax.engine.runner import Batches, EvalSet, Runner, num_seeds_of
 from xfer_jax.engine.runtime import is_primary
 from xfer_jax.engine.step import SUPERVISED, TrainState, seed_keys
+from xfer_jax.engine.tensorboard import TensorBoardWriter
 from xfer_jax.pretext import objectives, sources
 
 
@@ -232,6 +233,8 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
       # a finished run: its result as it was written (a read-only workdir reruns)
       ckpt.close()
       return json.loads((workdir / "result.json").read_text()), state
+    if runner.settings.tensorboard:
+      hooks.append(TensorBoardWriter(workdir / "tensorboard", phase))
     hooks += [MetricsWriter(workdir / "metrics.jsonl", phase),
               Checkpointer(lambda state: save_fit_state(ckpt, state, meta),
                            runner.settings.checkpoint_every, runner.settings.checkpoint_every_s)]

@@ -151,6 +151,7 @@ class Settings:
   checkpoint_every: int  # epochs; 0 = no epoch bound
   checkpoint_every_s: float  # seconds of training a kill may lose; 0 = no time bound
   conv: str = "xla"  # how the model's convolutions run (models/multiresnet.py)
+  tensorboard: bool = True  # training curves beside metrics.jsonl (engine/tensorboard.py)
 
   @classmethod
   def resolve(cls, runtime: Mapping, device_list=None) -> Settings:
@@ -184,7 +185,8 @@ class Settings:
     if conv not in CONVS:
       raise ValueError(f"config.runtime.conv={conv!r}: expected one of {CONVS}")
     return cls(loop, chunk, chosen, batch_devices, runtime["eval_batch_size"],
-               runtime["checkpoint_every"], float(runtime["checkpoint_every_s"]), conv)
+               runtime["checkpoint_every"], float(runtime["checkpoint_every_s"]), conv,
+               bool(runtime.get("tensorboard", True)))
 
 
 # -- programs: a single-seed function and the role of each argument, declared once -------

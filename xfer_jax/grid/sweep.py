@@ -49,6 +49,7 @@ from jax.experimental import multihost_utils
 
 from xfer_jax import console, experiment
 from xfer_jax.data import DataError, cap_sizes, pool, prepare
+from xfer_jax.engine import tensorboard
 from xfer_jax.engine.runtime import CompileCounter, is_primary
 from xfer_jax.errors import UserError
 from xfer_jax.grid import records, results
@@ -357,6 +358,13 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
             task=f"{task_index}/{num_tasks}") for r in summary["per_seed"] if r["seed"] in want]
         if is_primary():
           results.append(out_path, cell_records)
+        if config.runtime.get("tensorboard", True):
+          tensorboard.write_cell(workdir / "tensorboard",
+                                 f"{cell.target}/{cell.source or BASELINE}/n{cell.size}_k{cell.blocks}",
+                                 {"target": cell.target, "source": cell.source or BASELINE,
+                                  "size": cell.size, "blocks": cell.blocks,
+                                  "mode": cell_records[0].mode if cell_records else ""},
+                                 {f"{m}_mean": summary[f"{m}_mean"] for m in records.METRICS})
         done_cells += 1
         if bar:
           bar.update(done_cells, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
