@@ -3,6 +3,7 @@
 import csv
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -316,7 +317,8 @@ def test_a_dry_run_projects_the_cost_and_writes_nothing(smoke_config, tmp_path):
   # a cell's epoch: its steps (one of 32 rows at 20 windows) plus the validation chunks
   from xfer_jax.grid import cost
   assert cost.epoch_steps(20, 64) == (1, 32) and cost.epoch_steps(130, 64) == (3, 64)
-  assert "seed-epochs" in cost.describe(p)
+  assert "seed-epochs" in cost.describe(p) and c["spread"] >= 0
+  assert re.search(r"its timings spread by up to \d+ % over 3 repeats", cost.describe(p))
   done = subprocess.run(
       [sys.executable, "-m", "launch.sweep", "--config=configs/smoke.py", "--dry_run",
        f"--workdir={tmp_path / 'dry'}", f"--config.data.cache_dir={config.data.cache_dir}",

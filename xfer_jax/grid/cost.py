@@ -39,7 +39,10 @@ from xfer_jax.engine.step import seed_keys
 SMALL_ROWS = 32  # the calibration's small batch (a 20-window cell's)
 
 
-def calibrate(config, prepared: Prepared, repeats: int = 3) -> dict:
+CALIBRATION_REPEATS = 3
+
+
+def calibrate(config, prepared: Prepared, repeats: int = CALIBRATION_REPEATS) -> dict:
   """Seconds per training step (fixed and per row) and per evaluated row, for
   all of config's seeds; each the fastest of `repeats` after a compiling run."""
   runner = programs.build_runner(config, prepared.num_classes)
@@ -59,15 +62,20 @@ def calibrate(config, prepared: Prepared, repeats: int = 3) -> dict:
       loss.numpy()
       times.append(time.perf_counter() - start)
     first_calls.append(times[0] - min(times[1:]))
+    spreads.append(max(times[1:]) / min(times[1:]) - 1)
     return min(times[1:])
 
   first_calls = []  # the compiling (or cache-loading) share of each first call
+  spreads = []  # each timing's slowest repeat over its fastest, less one
   start = time.perf_counter()
   state = runner.init(keys)
   first_calls.append(time.perf_counter() - start)
   small = min(SMALL_ROWS, batch // 2)
   small_s, full_s = epoch_s(small), epoch_s(2 * batch) / 2
   per_row = max(0.0, (full_s - small_s) / (batch - small))
+  fixed = small_s - small * per_row
+  if fixed < 0:  # noise larger than the fixed cost: the line through the origin instead
+    fixed, per_row = 0.0, full_s / batch
   val_set = runner.place(EvalSet.create(val.x_NxWx3, val.y_N, runner.settings.eval_batch_size),
                          seeds)
   times = []
@@ -76,7 +84,7 @@ def calibrate(config, prepared: Prepared, repeats: int = 3) -> dict:
     runner.evaluate(state.params, state.batch_stats, val_set)
     times.append(time.perf_counter() - start)
   first_calls.append(times[0] - min(times[1:]))
-  return {"step_s": small_s - small * per_row, "step_s_per_row": per_row,
+  return {"step_s": fixed, "step_s_per_row": per_row, "spread": max(spreads),
           "eval_row_s": min(times[1:]) / sum(chunk_rows(val_set.n, runner.settings.eval_batch_size)),
           "first_calls_s": sum(first_calls),
           "eval_batch_size": runner.settings.eval_batch_size,
@@ -169,4 +177,6 @@ def describe(projection: Mapping) -> str:
           f"{c['seeds']} seeds: a training step {1e3 * c['step_s']:.3g} ms + "
           f"{1e3 * c['step_s_per_row']:.3g} ms per row, evaluation "
           f"{1e6 * c['eval_row_s']:.3g} µs per row in chunks of {c['eval_batch_size']}; first calls "
-          f"{c['first_calls_s']:.1f} s." + expected)
+          f"{c['first_calls_s']:.1f} s; its timings spread by up to "
+          f"{100 * c.get('spread', 0.0):.0f} % over {CALIBRATION_REPEATS} repeats (a busy "
+          "machine: rerun it alone)." + expected)
