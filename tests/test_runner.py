@@ -209,7 +209,8 @@ def test_nan_loss_names_seed_and_epoch(config, prepared):
   x = np.full_like(train.x_NxWx3, np.nan)
   batches = Batches.create(x, train.y_N, 2, config.train.batch_size)
   keys = seed_keys(0, 2)
-  with pytest.raises(FloatingPointError, match=r"seed\(s\) \[0, 1\] at epoch 0"):
+  with pytest.raises(FloatingPointError, match=r"the training loss is NaN/inf for seed\(s\) "
+                     r"\[0, 1\] at epoch 0"):
     fit(runner, FitState.create(runner.init(keys), 0), batches, _val_set(config, prepared), keys,
         max_epochs=2)
 

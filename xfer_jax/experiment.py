@@ -36,6 +36,7 @@ from xfer_jax.engine import checkpoints, programs, workdirs
 from xfer_jax.engine.loop import (
   LAST,
   Checkpointer,
+  Diverged,
   FitState,
   MetricsWriter,
   ProgressBar,
@@ -245,6 +246,10 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
   try:
     state = fit(runner, state, batches, val_set, keys, max_epochs=tc.max_epochs, hooks=hooks,
                 label=phase, seeds=run_seeds)
+  except Diverged as e:
+    raise Diverged(f"dataset {prepared.name!r}, {e}: check its windows for extreme or "
+                   "non-finite values (python -m launch.prepare; config.data.max_abs_g), or "
+                   "lower config.optim.learning_rate") from None
   finally:  # no checkpoint thread outlives an error
     if ckpt is not None:
       ckpt.close()

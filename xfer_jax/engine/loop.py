@@ -32,6 +32,7 @@ from xfer_jax.engine import checkpoints
 from xfer_jax.engine.runner import Batches, EvalSet, Runner
 from xfer_jax.engine.runtime import is_primary
 from xfer_jax.engine.step import TrainState
+from xfer_jax.errors import UserError
 
 STOP_ON = ("val_loss", "val_accuracy")
 LAST = "last"  # no validation: every epoch replaces the kept one (a fixed schedule)
@@ -180,6 +181,10 @@ class Hook:
     pass
 
 
+class Diverged(UserError, FloatingPointError):
+  """A seed's loss became NaN or inf; the message names the phase, seeds and epoch."""
+
+
 def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet | None, keys_S, *,
         max_epochs: int, hooks: Sequence[Hook] = (), label: str = "train",
         seeds: Sequence[int] | None = None) -> FitState:
@@ -210,8 +215,9 @@ def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet | None, ke
     bad_val = np.zeros(num_seeds, bool) if val is None else ~np.isfinite(val_loss)
     bad = np.flatnonzero(active & (~np.isfinite(train_loss) | bad_val))
     if bad.size:
-      raise FloatingPointError(f"{label}: loss is NaN/inf for seed(s) {[seeds[s] for s in bad]} "
-                               f"at epoch {epoch}")
+      which = "training" if not np.isfinite(train_loss[bad]).all() else "validation"
+      raise Diverged(f"{label}: the {which} loss is NaN/inf for seed(s) "
+                     f"{[seeds[s] for s in bad]} at epoch {epoch}")
     improved = state.stopping.update(epoch, val_loss, val_acc)
     best = (state.best_params, state.best_batch_stats)
     if improved.any():
