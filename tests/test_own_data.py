@@ -74,6 +74,7 @@ def test_the_cache_follows_the_file_contents(config, arrays):
     (dict(sampling_rate_hz=np.float64(-50.0)), r"'sampling_rate_hz' = -50.0"),
     (dict(sampling_rate_hz=np.float64(np.nan)), r"'sampling_rate_hz' = nan"),
     (dict(subject_0=np.str_("S02")), r"'subject_0' holds 'S02'.*integer subject id"),
+    (dict(subject_0=np.float64(1.5)), r"'subject_0' holds 1.5: expected one integer subject id"),
     (dict(label_0="walk"), r"'label_0' has dtype <U4: expected numbers"),
     (dict(label_names=np.array(["", ""])), r"'label_names' names no label"),
     (dict(n_recordings=np.int64(0)), r"'n_recordings' = 0: expected recordings"),

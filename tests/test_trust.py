@@ -145,8 +145,13 @@ def test_a_changed_value_is_named_by_its_checksum(workdir):
   tree, meta = checkpoints.read(workdir)
   tree = jax.tree.map(np.array, tree)
   tree["batch_stats"]["tower_0"]["spectral"]["bn"]["var"][:] = np.nan
-  del meta["checksums"]  # a step saved before checksums: values are still checked
+  meta["checksums"] = checkpoints.checksums(tree)  # checksums that agree: values still checked
   with pytest.raises(checkpoints.CheckpointError, match=r"non-finite .*batch_stats/tower_0"):
+    checkpoints.verify(tree, meta, "here")
+  # metadata without its checksums cannot vouch for the arrays (it used to pass them)
+  del meta["checksums"]
+  with pytest.raises(checkpoints.CheckpointError, match=r"here: its metadata holds no checksum "
+                     r"for \d+ array\(s\)"):
     checkpoints.verify(tree, meta, "here")
 
 

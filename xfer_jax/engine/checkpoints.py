@@ -105,13 +105,20 @@ def checksums(tree) -> dict[str, list[str]]:
 
 
 def verify(tree, meta: dict, where: str) -> None:
-  """Checks a restored state tree against the checksums saved with it (steps saved
-  before checksums existed have none) and refuses non-finite values."""
+  """Checks a restored state tree against the checksums saved with it, every array
+  of it, and refuses non-finite values."""
   found = checksums(tree)
   expected = meta.get("checksums", {})
   missing = sorted(set(expected) - set(found))
   if missing:
     raise CheckpointError(f"{where}: arrays {missing} are missing from the step")
+  unchecked = sorted(set(found) - set(expected))
+  if unchecked:
+    raise CheckpointError(
+        f"{where}: its metadata holds no checksum for {len(unchecked)} array(s) "
+        f"({unchecked[:3]}{' ...' if len(unchecked) > 3 else ''}), so they cannot be verified: "
+        "the metadata is damaged (every step this code saves has one per array); use an "
+        "older step or retrain")
   for path, (dtype, _) in expected.items():
     if found[path][0] != dtype:
       hint = "; set JAX_ENABLE_X64=1 to read float64 arrays" if dtype == "float64" else ""

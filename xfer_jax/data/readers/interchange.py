@@ -53,7 +53,10 @@ def _scalar(z, key: str, path: Path, kind: type, check=None, expected: str = "")
   try:
     if value.shape != () and value.size != 1:
       raise ValueError(f"shape {value.shape}")
-    value = kind(value.reshape(()).item())
+    item = value.reshape(()).item()
+    if kind is int and isinstance(item, float) and not item.is_integer():
+      raise ValueError(f"{item} is not a whole number")  # int() would truncate it silently
+    value = kind(item)
   except (ValueError, TypeError) as e:
     raise DataError(f"{path}: key {key!r} holds {z[key].tolist()!r}: expected one "
                     f"{expected or kind.__name__}") from e
