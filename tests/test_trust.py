@@ -162,6 +162,9 @@ def test_a_truncated_latest_step_falls_back_to_the_previous_one(
   (workdir / "result.json").unlink()
   damaged = _array_files(workdir / "checkpoints" / "11")[-1]
   damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+  with pytest.raises(checkpoints.CheckpointError, match=r"checkpoints/11: a file of the step is "
+                     r"shorter than its index says .* or use an older step \(\[5\]\)"):
+    checkpoints.read(workdir)  # as launch.inspect reports it: truncation named, in one line
   with caplog.at_level(logging.WARNING):
     experiment.pretrain(smoke_config, workdir, progress=False)
   assert any("checkpoints/11: skipped" in r.getMessage() for r in caplog.records)

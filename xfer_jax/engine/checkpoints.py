@@ -136,6 +136,22 @@ def verify(tree, meta: dict, where: str) -> None:
                           f"{' and more' if len(nonfinite) > 6 else ''}")
 
 
+def _unreadable(directory: Path, step: int, error: Exception) -> str:
+  """Why a step's arrays cannot be read, named where the cause is known: a file cut
+  short (a copy or a full disk), with the steps still there."""
+  text, cause = str(error), error
+  while cause.__cause__ is not None or cause.__context__ is not None:
+    cause = cause.__cause__ or cause.__context__
+    text += f" {cause}"
+  others = [s for s in steps(directory)[1] if s != step]
+  use = f"use an older step ({others})" if others else "retrain (no other step is here)"
+  if any(sign in text for sign in ("OUT_OF_RANGE", "yte range", "DATA_LOSS",
+                                   "Encountered error while reading array")):
+    return (f"{directory}/{step}: a file of the step is shorter than its index says (truncated "
+            f"by an interrupted copy or a full disk): restore the step from a copy, or {use}")
+  return f"{directory}/{step}: cannot restore the state ({str(error)[:300]}); {use}"
+
+
 def _resolve_step(directory: Path, step: int | None) -> tuple[Path, int]:
   directory = Path(directory)
   if (directory / "checkpoints").is_dir():
@@ -206,7 +222,7 @@ def read(directory: str | os.PathLike, step: int | None = None, target: Any = No
           step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_on_one_device(target))))
       tree = tree["state"]
   except Exception as e:
-    raise CheckpointError(f"{directory}/{step}: cannot restore the state ({e})") from e
+    raise CheckpointError(_unreadable(directory, step, e)) from e
   if as_numpy:
     tree = jax.tree.map(np.asarray, tree)
   verify(tree, meta, f"{directory}/{step}")
