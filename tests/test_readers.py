@@ -81,6 +81,27 @@ def test_pamap2_documented_format(tmp_path):
   assert (classes[:300] == -1).all() and ds.spec.class_names[classes[400]] == "walking"
 
 
+def test_pamap2_declares_the_protocol_activities_and_the_optional_ones_with_their_folder(
+    tmp_path):
+  """Protocol/ holds the 12 protocol activities: they are the classes (the 6 optional
+  ones used to be declared too, so real Protocol/ files were refused as "never
+  occur"); with Optional/ beside it, its files are read and its activities join."""
+  protocol, optional = tmp_path / "Protocol", tmp_path / "Optional"
+  protocol.mkdir()
+  np.savetxt(protocol / "subject101.dat", np.concatenate(
+      [_pamap2_rows(200, a) for a in pamap2.PROTOCOL]), fmt="%.6f")
+  spec = pamap2.read(protocol).spec
+  assert sorted(spec.class_names) == sorted(pamap2.LABEL_NAMES[a] for a in pamap2.PROTOCOL)
+  optional.mkdir()
+  np.savetxt(optional / "subject101.dat", np.concatenate(
+      [_pamap2_rows(200, a) for a in (9, 10, 11, 18, 19, 20)]), fmt="%.6f")
+  ds = pamap2.read(protocol)
+  assert len(ds.spec.class_names) == 18 and len(ds.recordings) == 2
+  assert {r.recording_id for r in ds.recordings} == {"Protocol/subject101.dat",
+                                                      "Optional/subject101.dat"}
+  assert len(pamap2.read(protocol, optional=False).spec.class_names) == 12
+
+
 def test_pamap2_timestamp_jumps_cut_the_recording(tmp_path):
   from xfer_jax.data import preprocess
   table = np.concatenate([_pamap2_rows(800, 4), _pamap2_rows(800, 4)])

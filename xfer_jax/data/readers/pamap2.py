@@ -7,14 +7,16 @@ accelerometer in m/s^2, ...). The hand IMU sits on the dominant wrist; the
 and rope jumping. NaN marks dropped packets: the gap policy of preprocessing
 interpolates short runs and cuts long ones, and the timestamps cut the recording
 where they jump (the protocol's pauses between activities are left out of some
-files). ID 0 (transient) is dropped by default; every protocol and optional
-activity is a class.
+files). ID 0 (transient) is dropped by default. The 12 protocol activities are
+the classes; the 6 optional ones (PROTOCOL's complement) are classes too where the
+dataset's `Optional/` folder, beside `Protocol/`, is there to be read as well.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -27,13 +29,21 @@ LABEL_NAMES = {
     6: "cycling", 7: "Nordic walking", 9: "watching TV", 10: "computer work", 11: "car driving",
     12: "ascending stairs", 13: "descending stairs", 16: "vacuum cleaning", 17: "ironing",
     18: "folding laundry", 19: "house cleaning", 20: "playing soccer", 24: "rope jumping"}
+# the activities every subject performed; 9, 10, 11, 18, 19, 20 are optional (Optional/)
+PROTOCOL = (1, 2, 3, 4, 5, 6, 7, 12, 13, 16, 17, 24)
 TIMESTAMP, ACTIVITY, HAND_ACC16 = 0, 1, slice(4, 7)  # 0-based columns
 NUM_COLUMNS = 54
 
 
-def read(path: str | os.PathLike, **spec_options) -> RawDataset:
+def read(path: str | os.PathLike, optional: bool = True, **spec_options) -> RawDataset:
+  """path: the Protocol/ folder; optional: also read Optional/ beside it, if present."""
+  files = list(require_files(path, "subject*.dat", "PAMAP2 subject10N.dat files"))
+  optional_dir = Path(path).parent / "Optional"
+  with_optional = optional and optional_dir.is_dir()
+  if with_optional:
+    files += list(require_files(optional_dir, "subject*.dat", "PAMAP2 subject10N.dat files"))
   recordings = []
-  for file in require_files(path, "subject*.dat", "PAMAP2 subject10N.dat files"):
+  for file in files:
     match = re.fullmatch(r"subject(\d+)\.dat", file.name)
     if not match:
       raise DataError(f"{file}: expected a name like subject101.dat")
@@ -49,7 +59,8 @@ def read(path: str | os.PathLike, **spec_options) -> RawDataset:
         labels_T=labels.astype(np.int32), subject=int(match[1]),
         recording_id=f"{file.parent.name}/{file.name}", rate_hz=100.0, source_units="m/s^2",
         t_s=t - t[0]))
-  spec_options.setdefault("keep", tuple(k for k in LABEL_NAMES if k != 0))
+  spec_options.setdefault("keep", tuple(k for k in LABEL_NAMES if k != 0) if with_optional
+                          else PROTOCOL)
   spec = DatasetSpec("pamap2", LABEL_NAMES, rate_hz=100.0,
                      num_subjects=len({r.subject for r in recordings}), **spec_options)
   return RawDataset(spec, recordings)
