@@ -144,14 +144,16 @@ def test_a_class_lost_to_the_window_length_is_refused(config, arrays):
       labels[k] = v
   _write(config, arrays, **labels)
   with pytest.raises(DataError, match=r"4.0 s windows.*lose every window of class\(es\) "
-                                      r"\{'train': \['cycle'\].*allow_lost_classes=True"):
+                                      r"\{'train': \['cycle'\].*cycle: \d+ run\(s\), median "
+                                      r"1.0 s, longest 1.0 s. A window of at most 1 s .*"
+                                      r"allow_lost_classes=True"):
     prepare("mine", config)
   config.allow_lost_classes = True
   lossy = prepare("mine", config)
   assert lossy.losses["train"]["classes_lost"] == ["cycle"]
   assert "cycle" in lossy.losses["train"]["classes_in_samples"]
   assert "classes cycle" in lossy.summary()["lost_train"]
-  config.window_s, config.step_s = 1.0, 0.5  # short windows keep it
+  config.window_s, config.step_s = 1.0, 0.5  # the window the error suggests keeps it
   assert prepare("mine", config).losses["train"]["classes_lost"] == []
 
 

@@ -176,6 +176,7 @@ def _windows_of(raw: RawDataset, config: Mapping) -> tuple[dict, dict]:
   sampled = {s: set() for s in SPLITS}
   windowed = {s: set() for s in SPLITS}
   empty_pieces = {s: [] for s in SPLITS}
+  runs = {s: collections.defaultdict(list) for s in SPLITS}  # class -> its runs' seconds
   assignment = []
   for k, piece in enumerate(pieces):
     rec = gap_free.recordings[piece.recording]
@@ -190,6 +191,8 @@ def _windows_of(raw: RawDataset, config: Mapping) -> tuple[dict, dict]:
     out["subject"].append(np.full(len(y), rec.subject, np.int32))
     out["recording"].append(np.full(len(y), piece.recording, np.int32))
     sampled[piece.split].update(np.unique(classes[classes >= 0]).tolist())
+    for c, length in _runs(classes):
+      runs[piece.split][c].append(length / rate)
     windowed[piece.split].update(np.unique(y).tolist())
     if not len(y):
       empty_pieces[piece.split].append(part.recording_id)
@@ -213,12 +216,40 @@ def _windows_of(raw: RawDataset, config: Mapping) -> tuple[dict, dict]:
   pieces_in = collections.Counter(piece.split for piece in pieces)
   losses = {s: {"pieces": pieces_in[s], "pieces_without_windows": empty_pieces[s],
                 "classes_in_samples": sorted(names[c] for c in sampled[s]),
-                "classes_lost": sorted(names[c] for c in sampled[s] - windowed[s])}
+                "classes_lost": sorted(names[c] for c in sampled[s] - windowed[s]),
+                # how long the lost classes' runs of samples are: what a window must fit
+                "lost_runs_s": {names[c]: {"longest": round(max(runs[s][c]), 2),
+                                           "median": round(float(np.median(runs[s][c])), 2),
+                                           "runs": len(runs[s][c])}
+                                for c in sorted(sampled[s] - windowed[s])}}
             for s in SPLITS}
   meta = {"class_names": list(names), "recording_ids": [r.recording_id for r in recordings],
           "split_rule": rule, "assignment": assignment, "hours": raw.hours,
           "recordings": len(raw.recordings), "losses": losses}
   return arrays, meta
+
+
+def _runs(classes: np.ndarray):
+  """(class, samples) of every run of one labelled class in a piece."""
+  if not len(classes):
+    return
+  edges = np.flatnonzero(np.diff(classes)) + 1
+  for start, stop in zip(np.r_[0, edges], np.r_[edges, len(classes)]):
+    if classes[start] >= 0:
+      yield int(classes[start]), int(stop - start)
+
+
+def _fitting_window(lost_runs: Mapping) -> str:
+  """What the lost classes' runs need: their lengths, and a window that fits them."""
+  if not lost_runs:
+    return ""
+  longest = min(r["longest"] for r in lost_runs.values())
+  shown = "; ".join(f"{name}: {r['runs']} run(s), median {r['median']} s, longest "
+                    f"{r['longest']} s" for name, r in sorted(lost_runs.items()))
+  fit = max(0.5, np.floor(2 * longest) / 2)
+  return (f" Their runs of samples: {shown}. A window of at most {fit:g} s "
+          f"(config.data.window_s, with config.data.step_s at most half of it) fits the "
+          "longest run of each;")
 
 
 def check_windows(prepared: Prepared, data_config: Mapping) -> None:
@@ -236,10 +267,12 @@ def check_windows(prepared: Prepared, data_config: Mapping) -> None:
                     "config.data.window_s or check the dataset's rate and labels")
   lost = {s: losses[s]["classes_lost"] for s in ("train", "test") if losses[s]["classes_lost"]}
   if lost and not data_config.get("allow_lost_classes", False):
+    lost_runs = {c: r for s in lost for c, r in losses[s].get("lost_runs_s", {}).items()}
     raise DataError(
         f"dataset {name!r}: {length} lose every window of class(es) {lost} that the split's "
-        "recordings contain; shorten config.data.window_s (a gesture dataset: label_rule="
-        "'labelled_majority'), or set config.data.allow_lost_classes=True to train without them")
+        f"recordings contain.{_fitting_window(lost_runs)} or, where gestures sit inside "
+        "longer unlabelled stretches, label_rule='labelled_majority'; or set "
+        "config.data.allow_lost_classes=True to train without them")
   log = logging.info if prepared.from_cache else logging.warning  # once, when prepared
   for s, loss in losses.items():
     if loss["classes_lost"] or loss["pieces_without_windows"]:
