@@ -271,3 +271,19 @@ def test_training_curves_are_written_for_tensorboard_as_metrics_jsonl_says(pretr
   got = {(run, tag, step): value for run, tag, step, value in events}
   assert got.keys() == expected.keys()
   assert all(np.float32(expected[k]) == np.float32(got[k]) for k in got)
+
+
+def test_the_eta_ranges_from_the_fastest_step_to_the_mean_one(monkeypatch):
+  """A sweep's first cells compile: its ETA is a range, from the fastest cell so far
+  (what the rest will take once compiled) to the mean (it said 10:28 for a 2:10
+  sweep after two compiling cells)."""
+  from xfer_jax import console
+  clock = iter([0.0, 60.0, 70.0, 80.0])  # start; then cells of 60 s (compiling), 10 s, 10 s
+  monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+  out = io.StringIO()
+  bar = console.Progress(10, "sweep", stream=out)
+  bar.update(info="cell 1")
+  assert "ETA 09:00 cell 1" in out.getvalue()  # one cell: no range yet
+  bar.update(info="cell 2")
+  bar.update(info="cell 3")
+  assert out.getvalue().rstrip().endswith("ETA 01:10 to 03:06 cell 3")  # 7 x 10 s to 7 x 26.7 s

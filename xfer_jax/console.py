@@ -46,18 +46,28 @@ class Progress:
 
   def __init__(self, total: int, label: str = "", stream=None):
     self.total, self.label, self.done = max(total, 1), label, 0
-    self.start = time.monotonic()
+    self.start = self.last = time.monotonic()
+    self.fastest = float("inf")  # the quickest step so far: one that compiled nothing
     self.stream = stream or sys.stderr
 
   def update(self, done: int | None = None, info: str = "", fewest_left: int | None = None) -> None:
     """fewest_left: the fewest steps that may remain (early stopping's), where the run
-    can end before total: the ETA is then a range, from those steps to total."""
-    self.done = self.done + 1 if done is None else done
-    elapsed = time.monotonic() - self.start
+    can end before total: the ETA is then a range, from those steps to total. Without
+    it the ETA ranges from the fastest step so far (the first steps compile) to the
+    mean step so far, once they differ."""
+    now = time.monotonic()
+    previous, self.done = self.done, self.done + 1 if done is None else done
+    if self.done > previous:
+      self.fastest = min(self.fastest, (now - self.last) / (self.done - previous))
+    self.last = now
+    elapsed = now - self.start
     per_step = elapsed / self.done if self.done else float("nan")
-    eta = _clock(per_step * (self.total - self.done))
+    left = self.total - self.done
+    eta = _clock(per_step * left)
     if fewest_left is not None and self.done + fewest_left < self.total:
       eta = f"{_clock(per_step * fewest_left)} to {eta}"
+    elif fewest_left is None and left and self.fastest < 0.9 * per_step:
+      eta = f"{_clock(self.fastest * left)} to {eta}"
     filled = int(24 * self.done / self.total)
     bar = "#" * filled + "." * (24 - filled)
     self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} "

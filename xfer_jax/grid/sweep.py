@@ -317,6 +317,8 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
     logging.info("task %d/%d: %d cells, %d recorded, %d to run", task_index, num_tasks, len(mine),
                  len(mine) - len(todo), len(todo))
     bar = console.Progress(len(todo), f"sweep task {task_index}/{num_tasks}") if progress else None
+    if bar and todo:  # said at once: the first cell also prepares and compiles
+      bar.update(0, f"{todo[0].name}: starting (the first cells compile)")
     sources: dict[str, tuple] = {}
     start = time.monotonic()
     pending = collections.deque(todo)
