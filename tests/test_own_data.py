@@ -208,3 +208,19 @@ def test_a_sample_beyond_the_sensors_range_is_named_by_file_recording_and_time(c
     prepare("mine", config)
   config.max_abs_g = 0.0  # no check: prepared as before
   assert len(prepare("mine", config).splits["train"])
+
+
+def test_pieces_shorter_than_a_window_that_lose_no_class_are_not_warned(config, arrays, caplog):
+  """A 2 s recording gives no 4 s window, but loses no class: logged, not a warning
+  (a user's prepare used to open with such warnings about every dataset)."""
+  n = int(arrays["n_recordings"])
+  short = {f"acc_{n}": arrays["acc_0"][:100], f"label_{n}": arrays["label_0"][:100],
+           f"subject_{n}": arrays["subject_0"], f"session_{n}": np.str_("short"),
+           "n_recordings": np.int64(n + 1)}
+  _write(config, arrays, **short)
+  with caplog.at_level(logging.INFO):
+    mine = prepare("mine", config)
+  assert sum(len(loss["pieces_without_windows"]) for loss in mine.losses.values()) >= 1
+  assert any("give no window" in r.getMessage() and r.levelno == logging.INFO
+             for r in caplog.records)
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

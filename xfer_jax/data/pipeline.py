@@ -273,12 +273,15 @@ def check_windows(prepared: Prepared, data_config: Mapping) -> None:
         f"recordings contain.{_fitting_window(lost_runs)} or, where gestures sit inside "
         "longer unlabelled stretches, label_rule='labelled_majority'; or set "
         "config.data.allow_lost_classes=True to train without them")
-  log = logging.info if prepared.from_cache else logging.warning  # once, when prepared
   for s, loss in losses.items():
+    # a warning once, when prepared, where a class is lost; pieces shorter than a window
+    # that cost no class are the window length's ordinary price: logged, not warned
+    warn = loss["classes_lost"] and not prepared.from_cache
     if loss["classes_lost"] or loss["pieces_without_windows"]:
-      log("%s, %s split: %d of %d pieces give no window; classes lost: %s (%s)",
-                      name, s, len(loss["pieces_without_windows"]), loss["pieces"],
-                      loss["classes_lost"] or "none", length)
+      (logging.warning if warn else logging.info)(
+          "%s, %s split: %d of %d pieces give no window; classes lost: %s (%s)",
+          name, s, len(loss["pieces_without_windows"]), loss["pieces"],
+          loss["classes_lost"] or "none", length)
 
 
 def prepare(dataset: str | Mapping, config: Mapping, *, use_cache: bool = True) -> Prepared:
