@@ -224,3 +224,14 @@ def test_pieces_shorter_than_a_window_that_lose_no_class_are_not_warned(config, 
   assert any("give no window" in r.getMessage() and r.levelno == logging.INFO
              for r in caplog.records)
   assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_rate_ten_times_too_high_is_refused(config, arrays):
+  """50 Hz data declared as 500 Hz used to prepare without a word (its windows held
+  0.4 s of motion each); its motion then sits above 12.5 Hz, which a wrist's does not."""
+  _write(config, arrays, sampling_rate_hz=np.float64(500.0))
+  with pytest.raises(DataError, match=r"mine.npz: its recordings put \d+% of their motion's "
+                     r"power above 12.5 Hz .* Declared \[500.0\] Hz"):
+    prepare("mine", config)
+  config.check_units = False  # the override the message names
+  assert len(prepare("mine", config).splits["train"])

@@ -189,7 +189,10 @@ def test_skoda_short_gestures_label_windows_under_the_preset(data_config, tmp_pa
         block = np.zeros((n, 71))
         block[:, 0] = label
         block[:, 1::7] = np.arange(1, 11)
-        block[:, 2:5] = [0.0, 0.0, 1000.0] + 100 * rng.normal(size=(n, 3))
+        # a wrist's slow motion (white noise would read as a rate ten times too high)
+        t = np.arange(n)[:, None] / rate
+        block[:, 2:5] = [0.0, 0.0, 1000.0] + 100 * np.sin(2 * np.pi * 1.5 * t
+                                                          + rng.uniform(0, 2 * np.pi, 3))
         rows.append(block)
   folder = tmp_path / "SkodaMiniCP"
   folder.mkdir()
