@@ -48,7 +48,7 @@ def check_samples(raw: RawDataset, entry: Mapping, max_abs_g: float) -> None:
 
 
 def median_g(acc_Tx3: np.ndarray) -> float:
-  norm = np.linalg.norm(acc_Tx3, axis=1)
+  norm = np.linalg.norm(acc_Tx3.astype(np.float64), axis=1)
   norm = norm[np.isfinite(norm)]
   return float(np.median(norm)) if len(norm) else float("nan")
 
@@ -61,7 +61,9 @@ FAST_HZ, FAST_SHARE = 12.5, 0.3
 
 def fast_share(acc_Tx3: np.ndarray, rate_hz: float) -> float | None:
   """The share of |a|'s power (DC removed) above FAST_HZ; None for a short recording."""
-  norm = np.linalg.norm(np.nan_to_num(acc_Tx3, posinf=0.0, neginf=0.0), axis=1)
+  # float64: a glitch of 1e30 g squares past float32 (with data.max_abs_g=0 it gets here)
+  norm = np.linalg.norm(np.nan_to_num(acc_Tx3.astype(np.float64), posinf=0.0, neginf=0.0),
+                        axis=1)
   if len(norm) < 64 or rate_hz <= 2 * FAST_HZ:
     return None
   power = np.abs(np.fft.rfft(norm - norm.mean())) ** 2
