@@ -27,11 +27,28 @@ def data_config(tmp_path):
 
 
 def pytest_configure(config):
+  # every program the suite compiles is cached, not only those over a second: the
+  # tests' processes (workers, launched children, modules after a cache release)
+  # then compile each small program once. Read by JAX at import, so children inherit it
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   # as the launchers: compiled programs are reused across the tests' processes (and
   # later runs), and freed host memory within each (before JAX starts its threads)
   from xfer_jax.engine.runtime import enable_compilation_cache, reuse_freed_host_memory
   reuse_freed_host_memory()
   enable_compilation_cache()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Each module's compiled programs are let go after it: a worker holding every
+  module's would grow past 3 GB, and a later module that needs one again loads it
+  from the persistent compilation cache."""
+  yield
+  import jax
+
+  from xfer_jax.engine import programs
+  programs.clear_cache()
+  jax.clear_caches()
 
 
 @pytest.fixture(scope="session")

@@ -47,29 +47,33 @@ X64 = {"JAX_ENABLE_X64": "1"}
 TOL = 1e-9
 
 
+EPOCHS = 2  # the smoke config checkpoints after the last epoch: step EPOCHS - 1
+
+
 @pytest.fixture(scope="module")
 def reference(smoke_config, tmp_path_factory):
-  """The smoke source's first 6 epochs on one device, one process, in float64."""
+  """The smoke source's first epochs on one device, one process, in float64 (the
+  host loop: one program call per step)."""
   workdir = tmp_path_factory.mktemp("reference64")
-  _pretrain(workdir, smoke_config, "--config.train.max_epochs=6", *FLOAT64, env_update=X64)
+  _pretrain(workdir, smoke_config, f"--config.train.max_epochs={EPOCHS}", *FLOAT64,
+            env_update=X64)
   return workdir
 
 
-def _same_seeds(single, other, epochs=6):
-  """other's first `epochs` epochs (a checkpoint at epochs - 1, its seeds a
-  superset) equal the single-device, single-process run's: metrics per epoch and
-  seed, and every parameter at that checkpoint."""
+def _same_seeds(single, other):
+  """other's epochs (its seeds a superset) equal the single-device, single-process
+  run's: metrics per epoch and seed, and every parameter at the last checkpoint."""
   rows = lambda d: [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
   theirs = {(r["epoch"], r["seed"]): r for r in rows(other)}
   assert len(theirs) == len(rows(other))  # each row written once, not once per process
-  mine = [r for r in rows(single) if r["epoch"] < epochs]
-  assert {r["seed"] for r in mine} <= {seed for _, seed in theirs}
+  mine = rows(single)
+  assert len(mine) == EPOCHS * 2 and {r["seed"] for r in mine} <= {seed for _, seed in theirs}
   for a in mine:
     b = theirs[a["epoch"], a["seed"]]
     np.testing.assert_allclose([b["train_loss"], b["val_loss"]], [a["train_loss"], a["val_loss"]],
                                rtol=TOL, atol=TOL)
   with jax.enable_x64(True):  # else float64 arrays are read back as float32
-    (tree_a, _), (tree_b, _) = (checkpoints.read(d, step=epochs - 1) for d in (single, other))
+    (tree_a, _), (tree_b, _) = (checkpoints.read(d, step=EPOCHS - 1) for d in (single, other))
   num_seeds = len(jax.tree.leaves(tree_a["params"])[0])
   assert jax.tree.leaves(tree_a["params"])[0].dtype == np.float64
   jax.tree.map(lambda a, b: np.testing.assert_allclose(b[:num_seeds], a, rtol=TOL, atol=TOL),
@@ -84,51 +88,33 @@ def test_four_devices_in_two_processes_train_as_one(smoke_config, reference, tmp
   call): per-epoch metrics and every parameter at a checkpoint; and only process 0
   writes the metrics. (One run covers both the 4-device mesh and the 2 processes:
   each costs minutes of compilation on a 2-core machine.)"""
-  _pretrain(tmp_path, smoke_config, "--config.train.num_seeds=4", "--config.train.max_epochs=6",
-            *FLOAT64, processes=2,
+  _pretrain(tmp_path, smoke_config, "--config.train.num_seeds=4",
+            f"--config.train.max_epochs={EPOCHS}", *FLOAT64, processes=2,
             env_update={"XLA_FLAGS": "--xla_force_host_platform_device_count=2", **X64})
   assert _same_seeds(reference, tmp_path) == {0, 1, 2, 3}
 
 
 def test_a_seed_batch_split_over_two_devices_trains_as_on_one(smoke_config, reference, tmp_path):
-  """config.runtime.batch_devices=2 on 2 (fake CPU) devices: each seed's batches are
+  """config.runtime.batch_devices=2 on 2 (fake CPU) devices, with the one-call epoch
+  (the loop GPUs and TPUs run, where splitting a batch pays): each seed's batches are
   split over both devices (XLA adds the batch norm's and the gradients'
-  all-reduces), and the seeds train as in the single-device `reference` run."""
-  [output] = _pretrain(tmp_path, smoke_config, "--config.runtime.batch_devices=2",
-                       "--config.train.max_epochs=6", "--verbosity=0", *FLOAT64,
-                       env_update={"XLA_FLAGS": "--xla_force_host_platform_device_count=2", **X64})
-  assert "host_step: seeds over 1 device(s), each seed's batch over 2" in output
-  assert _same_seeds(reference, tmp_path) == {0, 1}
+  all-reduces), and the seeds train as in the single-device, host-loop `reference`."""
+  dump = tmp_path / "hlo"
+  [output] = _pretrain(
+      tmp_path / "run", smoke_config, "--config.runtime.batch_devices=2",
+      "--config.runtime.epoch_loop=device", f"--config.train.max_epochs={EPOCHS}",
+      "--verbosity=0", *FLOAT64,
+      # a compilation cache of its own, so that the epoch compiles and XLA dumps it
+      env_update={"XLA_FLAGS": f"--xla_force_host_platform_device_count=2 --xla_dump_to={dump} "
+                               "--xla_dump_hlo_module_re=.*device_epoch.*",
+                  "XFER_JAX_COMPILATION_CACHE": str(tmp_path / "compiled"), **X64})
+  assert "device_epoch: seeds over 1 device(s), each seed's batch over 2" in output
+  assert _same_seeds(reference, tmp_path / "run") == {0, 1}
   # and the devices did split the batch rather than each compute all of it: the
-  # partitioned step convolves 32 of the 64 rows per device and all-reduces
-  # (the child also traces the one-call epoch on this mesh)
-  step = _run_python(_COMPILED_STEP, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  assert "all-reduce(" in step and "f32[32,100,8]" in step and "f32[64,100,8]" not in step
-
-
-_COMPILED_STEP = """
-import jax
-from jax.sharding import NamedSharding
-from configs import smoke
-from xfer_jax.engine import programs
-from xfer_jax.engine.devices import REPLICATED as R, SEEDED as S
-config = smoke.get_config()
-config.runtime.batch_devices = 2
-runner = programs.build_runner(config, 3)
-mesh = runner.mesh(1)
-put = lambda spec, tree: jax.tree.map(
-    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, spec)), tree)
-shape = jax.ShapeDtypeStruct
-keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), 1))
-args = (put(S, runner.abstract_state(1)), put(R, shape((500, 100, 3), "float32")),
-        put(R, shape((500,), "int32")), put(S, shape((1, 2, 64), "int32")),
-        put(R, shape((), "int32")), put(R, shape((), "int32")), put(S, keys),
-        put(S, shape((1,), "float32")))
-print(runner.program("host_step", mesh).lower(*args).compile().as_text())
-# the one-call epoch (GPU/TPU's default) traces on the mesh too
-runner.program("device_epoch", mesh).lower(*args[:3], put(S, shape((1, 128), "int32")), args[5],
-                                           args[6])
-"""
+  # partitioned epoch convolves 32 of the 64 rows per device and all-reduces
+  [compiled] = dump.glob("*device_epoch*after_optimizations.txt")
+  step = compiled.read_text()
+  assert "all-reduce(" in step and "f64[32,100,8]" in step and "f64[64,100,8]" not in step
 
 
 def _child_env(**update) -> dict:
@@ -136,14 +122,6 @@ def _child_env(**update) -> dict:
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   env.update(PYTHONPATH=str(REPO), **update)
   return env
-
-
-def _run_python(code: str, **env_update) -> str:
-  """stdout of `python -c code` in a child process."""
-  done = subprocess.run([sys.executable, "-c", code], env=_child_env(**env_update), cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
-  assert done.returncode == 0, done.stderr[-3000:]
-  return done.stdout
 
 
 def test_mesh_sizes():

@@ -91,6 +91,36 @@ def test_synthetic_is_not_trivially_separable(data_config):
   assert 0.3 < accuracy < 0.97
 
 
+def test_scores_equal_sklearns_bit_for_bit():
+  """metrics computes sklearn's F1s itself (sklearn.metrics takes 1.6 s to import);
+  the numbers must be sklearn's exactly, not approximately: records written before
+  and after the change are compared with ==."""
+  from sklearn.metrics import confusion_matrix, f1_score
+
+  from xfer_jax import metrics
+  rng = np.random.default_rng(0)
+  for trial in range(200):
+    num_classes = int(rng.integers(2, 9))
+    n = int(rng.integers(1, 60))
+    # some classes never occur, in truth or prediction or both
+    y_true = rng.integers(0, max(1, num_classes - trial % 3), n)
+    y_pred = np.where(rng.random(n) < 0.5, y_true, rng.integers(0, num_classes, n))
+    got = metrics.scores(y_true, y_pred, num_classes)
+    labels, present = np.arange(num_classes), np.union1d(y_true, y_pred)
+    assert got["micro_f1"] == float(f1_score(y_true, y_pred, average="micro"))
+    assert got["macro_f1"] == float(f1_score(y_true, y_pred, labels=present, average="macro",
+                                             zero_division=0))
+    assert got["per_class_f1"] == f1_score(y_true, y_pred, labels=labels, average=None,
+                                           zero_division=0).tolist()
+    assert got["confusion"] == confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    y_train = rng.integers(0, num_classes, 30)
+    majority = metrics.majority_baseline(y_train, y_true, num_classes)
+    predicted = np.full_like(y_true, majority["class"])
+    assert majority["micro_f1"] == float(f1_score(y_true, predicted, average="micro"))
+    assert majority["macro_f1"] == float(f1_score(y_true, predicted, labels=np.unique(y_true),
+                                                  average="macro", zero_division=0))
+
+
 def test_the_majority_baseline_says_a_class_the_test_split_holds():
   """HMP's case: the train split's most frequent class never occurs in its test split;
   the baseline then says the most frequent of the classes the test split holds."""

@@ -63,3 +63,17 @@ def test_freed_host_memory_is_reused_instead_of_faulted_in_again():
 def test_a_malloc_setting_in_the_environment_is_left_alone():
   assert not reuse_freed_host_memory({"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"})
   assert not reuse_freed_host_memory({"MALLOC_ARENA_MAX": "2"})
+
+
+def test_a_launcher_imports_no_library_a_run_does_not_use():
+  """A fresh launch.adapt reaches its first result sooner without sklearn.metrics,
+  scipy.signal (only resampling uses it, never a cached run), plotting, statistics
+  or TensorBoard writing: together 2-3 s of a process's imports (docs/performance.md)."""
+  heavy = ("sklearn", "scipy.signal", "scipy.stats", "matplotlib", "statsmodels", "pandas",
+           "tensorboardX")
+  done = subprocess.run(
+      [sys.executable, "-c", "import sys, launch.adapt, xfer_jax.grid.sweep; "
+       f"print([m for m in {heavy!r} if m in sys.modules])"],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -12,8 +12,6 @@ import logging
 from fractions import Fraction
 
 import numpy as np
-import scipy.interpolate
-import scipy.signal
 
 from xfer_jax.data.recording import DataError, Recording
 
@@ -88,6 +86,10 @@ def resample(rec: Recording, classes_T: np.ndarray, rate_hz: float
   same polyphase filter, so a regular ~30 Hz stream is anti-aliased like a
   uniform one. A sample's class is that of the nearest earlier input sample.
   """
+  # imported here: a run served from the prepared-data cache never resamples, and
+  # scipy.signal is a fifth of a fresh process's imports
+  import scipy.interpolate
+  import scipy.signal
   if rec.t_s is not None:
     t_s, first = np.unique(rec.t_s, return_index=True)  # repeated timestamps: keep the first
     native = 1.0 / float(np.median(np.diff(t_s))) if len(t_s) > 1 else rate_hz

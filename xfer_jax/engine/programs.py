@@ -61,6 +61,12 @@ def _runner(key: str, settings: Settings, objective) -> Runner:
   return Runner(step, batch_size=batch_size, settings=settings)
 
 
+def clear_cache() -> None:
+  """Lets go of every Runner (and so its compiled programs) and traced shape."""
+  _runner.cache_clear()
+  _abstract_variables.cache_clear()
+
+
 def abstract_variables(config, num_classes: int) -> dict:
   """Shapes of the model's variables (tracing the model takes seconds)."""
   return _abstract_variables(_json(_model_key(config, num_classes)))

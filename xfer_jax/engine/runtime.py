@@ -21,7 +21,10 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
                    or Path.home() / ".cache" / "xfer_jax" / "jax")
   directory.mkdir(parents=True, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", str(directory))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  # programs that compile faster than a cache look-up are not worth an entry, unless
+  # JAX's own variable says otherwise (the tests cache everything: tests/conftest.py)
+  if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return directory
 
