@@ -20,16 +20,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from xfer_jax import metrics, transfer
+from xfer_jax import evaluation, transfer
 from xfer_jax.checks import FIXED, INNER, ORACLE, check_config, check_trainable
 from xfer_jax.data import (
   DataError,
   Prepared,
   adaptation_rows,
   inner_validation,
-  pool,
   prepare,
-  window_samples,
 )
 from xfer_jax.data.atomic import write_text
 from xfer_jax.engine import checkpoints, programs, workdirs
@@ -43,11 +41,11 @@ from xfer_jax.engine.loop import (
   fit,
   save_fit_state,
 )
-from xfer_jax.engine.runner import Batches, EvalSet, Runner, num_seeds_of
+from xfer_jax.engine.runner import Batches, Runner, num_seeds_of
 from xfer_jax.engine.runtime import is_primary
 from xfer_jax.engine.step import SUPERVISED, TrainState, seed_keys
 from xfer_jax.engine.tensorboard import TensorBoardWriter
-from xfer_jax.pretext import objectives, sources
+from xfer_jax.pretext import sources
 
 
 def seeds(config) -> list[int]:
@@ -60,38 +58,9 @@ def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
   ("a+b": xfer_jax/data/pool.py), supervised, or self-supervised on their unlabelled
   train windows ("multitask:a+b", "simclr:a": xfer_jax/pretext/sources.py). Its
   checkpoint records the objective, the datasets, and which of them each class came from."""
-  prepared, objective, extra = source_data(config, config.source)
+  prepared, objective, extra = sources.training_data(config, config.source)
   return train_and_evaluate(config, workdir, prepared, phase="pretrain", extra_meta=extra,
                             progress=progress, objective=objective)
-
-
-def source_data(config, source: str) -> tuple[Prepared, Any, dict]:
-  """(the windows a source model trains on, its objective, what its checkpoint
-  meta says of them)."""
-  names = pool.members(source)
-  balance, seed = config.pool.balance, config.data.split_seed
-  objective_name = sources.objective_of(source)
-  extra = {"datasets": names, "objective": objective_name}
-  if len(names) > 1:
-    extra["pool_balance"] = balance
-  if objective_name == sources.SUPERVISED:
-    parts = [prepare(name, config.data) for name in names]
-    extra["class_sources"] = pool.class_sources(parts)
-    return (parts[0] if len(parts) == 1 else pool.pool(parts, balance, seed)), SUPERVISED, extra
-  objective = objectives.build(objective_name, config.pretext, window_samples(config.data),
-                               config.data.rate_hz)
-  prepared = sources.unlabelled_windows(source, config.data, balance, config.pretext.holdout,
-                                        seed)
-  extra["pretext"] = {"objective": objective_name, "splits_read": ["train"],
-                      "outputs": list(objective.score_names),
-                      "windows": {s: len(prepared.splits[s]) for s in ("train", "val", "test")}}
-  return prepared, objective, extra
-
-
-def load_source(source_dir: str | Path) -> tuple[dict, dict, dict]:
-  """(best params, best batch stats, meta) of a pretrained checkpoint, numpy, seed axis first."""
-  tree, meta = checkpoints.read(source_dir)
-  return tree["best_params"], tree["best_batch_stats"], meta
 
 
 def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = None, *,
@@ -119,9 +88,9 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   if selection == INNER:  # the budget's own windows select the epoch; they do not train
     rows, val_rows = inner_validation(train_y, rows, ac.inner_fraction, ac.subset_seed)
   if source is None and source_dir is not None:
-    source = load_source(source_dir)
+    source = transfer.load_source(source_dir)
   if source is not None:
-    _check_source(source[2], prepared.name)
+    transfer.check_source(source[2], prepared.name)
   abstract = programs.abstract_variables(config, prepared.num_classes)
   rules = transfer.rules_from_config(config.transfer, len(config.model.filters),
                                      source is not None)
@@ -176,16 +145,6 @@ def _write_result(workdir: Path, summary: dict) -> None:
     write_text(path, text)
 
 
-def _check_source(meta: dict, target: str) -> None:
-  """A supervised source trained on the target's windows (its test split included)
-  is refused; a self-supervised one read train splits only, unlabelled."""
-  trained_on = meta.get("datasets") or [meta["dataset"]]
-  if target in trained_on and meta.get("objective", sources.SUPERVISED) == sources.SUPERVISED:
-    raise transfer.TransferError(
-        f"the target {target!r} is among the source model's datasets {trained_on}: "
-        "its windows (the test split included) would reach the target through the source")
-
-
 def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *, phase: str,
                        **kwargs) -> dict:
   """Trains config.train.num_seeds seeds on prepared's train split, resuming from
@@ -218,7 +177,8 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
   train = prepared.splits["train"]
   batches = Batches.create(train.x_NxWx3, train.y_N, tc.num_seeds, tc.batch_size,
                            train_index_Sxn, capacity)
-  val_set = _selection_set(prepared, selection, val_rows_Sxv, runner.settings.eval_batch_size)
+  val_set = evaluation.selection_set(prepared, selection, val_rows_Sxv,
+                                     runner.settings.eval_batch_size)
   hooks = [ProgressBar(tc.max_epochs, phase)] if progress else []
   meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
           "seeds": run_seeds, "config": json.loads(config.to_json_best_effort()),
@@ -253,7 +213,7 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
   finally:  # no checkpoint thread outlives an error
     if ckpt is not None:
       ckpt.close()
-  per_seed, headline = _score(runner, state, prepared, objective, run_seeds)
+  per_seed, headline = evaluation.test_scores(runner, state, prepared, objective, run_seeds)
   selection_windows = (len(prepared.splits["val"]) if selection == ORACLE else
                        int(val_rows_Sxv.shape[1]) if selection == INNER else 0)
   summary = {
@@ -273,35 +233,3 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
   if workdir is not None and is_primary():
     _write_result(workdir, summary)
   return summary, state
-
-
-def _selection_set(prepared: Prepared, selection: str, val_rows_Sxv, eval_batch: int
-                   ) -> EvalSet | None:
-  """The windows that pick each seed's epoch: the val split (ORACLE), each seed's
-  held-out budget rows of the train split (INNER), or none (FIXED)."""
-  if selection == ORACLE:
-    val = prepared.splits["val"]
-    return EvalSet.create(val.x_NxWx3, val.y_N, eval_batch)
-  if selection == INNER:
-    train, union = prepared.splits["train"], np.unique(val_rows_Sxv)
-    return EvalSet.create(train.x_NxWx3[union], train.y_N[union], eval_batch,
-                          np.stack([np.isin(union, rows) for rows in val_rows_Sxv]))
-  return None
-
-
-def _score(runner: Runner, state: FitState, prepared: Prepared, objective, run_seeds
-           ) -> tuple[list[dict], tuple[str, ...]]:
-  """(per seed: its epochs and its best parameters' test scores, F1 or pretext
-  accuracies; the headline scores' names)."""
-  supervised = objective is SUPERVISED
-  test = prepared.splits["test"]
-  test_set = EvalSet.create(test.x_NxWx3, test.y_N, runner.settings.eval_batch_size)
-  predictions = runner.predict(state.best_params, state.best_batch_stats, test_set)
-  per_seed = []
-  for s, seed in enumerate(run_seeds):
-    score = (metrics.scores(test.y_N, predictions[s], prepared.num_classes) if supervised
-             else objectives.scores(objective, predictions[s]))
-    per_seed.append({"seed": seed, "epochs": state.stopping.epochs[s],
-                     "best_epoch": state.stopping.best_epoch[s],
-                     "best_val_loss": state.stopping.best_loss[s], **score})
-  return per_seed, (("micro_f1", "macro_f1") if supervised else ("pretext_accuracy",))

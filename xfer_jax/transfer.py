@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,9 +44,11 @@ import numpy as np
 from flax import traverse_util
 
 from xfer_jax.data import window_samples
+from xfer_jax.engine import checkpoints
 from xfer_jax.engine.optim import FROZEN, TRAINABLE, TRANSFERRED
 from xfer_jax.engine.step import TrainState
 from xfer_jax.errors import UserError
+from xfer_jax.pretext.sources import SUPERVISED
 
 COPY, COPY_FREEZE, INIT = "copy", "copy_freeze", "init"
 BASELINE = "baseline"  # the mode, and a study's arm, with nothing transferred
@@ -308,3 +311,19 @@ def initial_state(phase: Phase, source, seed_map, previous=None, head_init: str 
     params, stats = in_dtype(params, fresh.params), in_dtype(stats, fresh.batch_stats)
     return TrainState(params, stats, runner.init_opt_state(params))
   return from_source
+
+
+def load_source(source_dir: str | os.PathLike) -> tuple[dict, dict, dict]:
+  """(best params, best batch stats, meta) of a pretrained checkpoint, numpy, seed axis first."""
+  tree, meta = checkpoints.read(source_dir)
+  return tree["best_params"], tree["best_batch_stats"], meta
+
+
+def check_source(meta: dict, target: str) -> None:
+  """A supervised source trained on the target's windows (its test split included)
+  is refused; a self-supervised one read train splits only, unlabelled."""
+  trained_on = meta.get("datasets") or [meta["dataset"]]
+  if target in trained_on and meta.get("objective", SUPERVISED) == SUPERVISED:
+    raise TransferError(
+        f"the target {target!r} is among the source model's datasets {trained_on}: "
+        "its windows (the test split included) would reach the target through the source")

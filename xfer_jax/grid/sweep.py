@@ -47,7 +47,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from xfer_jax import console, experiment
+from xfer_jax import console, experiment, transfer
 from xfer_jax.data import DataError, cap_sizes, pool, prepare
 from xfer_jax.engine import tensorboard
 from xfer_jax.engine.runtime import CompileCounter, is_primary
@@ -245,7 +245,7 @@ def source_model(config, workdir: Path, source: str, progress: bool = False,
         return None
       if not done():
         train()
-  return experiment.load_source(source_dir)
+  return transfer.load_source(source_dir)
 
 
 def sources_dir(config, workdir: Path) -> Path:
@@ -417,7 +417,7 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
     to_train = sorted({c.source for c in todo} - {None} - trained)
     for name in to_train + [run.dataset for run in past_sources]:
       if name not in prepared:
-        prepared[name] = experiment.source_data(config, name)[0]
+        prepared[name] = pretext_sources.training_data(config, name)[0]
     past_cells = [cost.PastRun(size, target, [r.epochs for r in rs], rs[0].wall_s)
                   for (target, _, size, _), rs in _by_cell(recorded).items()
                   if target in prepared and rs[0].wall_s is not None]

@@ -19,12 +19,14 @@ datasets are pooled under config.pool.balance.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from xfer_jax.data import DataError, Prepared, Split, pool, prepare
+from xfer_jax.data import DataError, Prepared, Split, pool, prepare, window_samples
 from xfer_jax.data.recording import UNLABELLED
-from xfer_jax.pretext.objectives import OBJECTIVES, PretextError
+from xfer_jax.engine import step
+from xfer_jax.pretext.objectives import OBJECTIVES, PretextError, build
 
 SUPERVISED = "supervised"
 SUPERVISED_ONLY_OPTIONS = ("keep", "merge", "null_label")  # a dataset entry's class lists
@@ -135,3 +137,26 @@ def _hold_out(windows: Split, holdout: float, seed: int, source: str) -> dict[st
   take = lambda mask: Split(*(getattr(windows, f)[mask] for f in
                               ("x_NxWx3", "y_N", "subject_N", "recording_N")))
   return {"train": take(of == 0), "val": take(of == 1), "test": take(of == 2)}
+
+
+def training_data(config, source: str) -> tuple[Prepared, Any, dict]:
+  """(the windows a source model trains on, its objective, what its checkpoint
+  meta says of them)."""
+  names = pool.members(source)
+  balance, seed = config.pool.balance, config.data.split_seed
+  objective_name = objective_of(source)
+  extra = {"datasets": names, "objective": objective_name}
+  if len(names) > 1:
+    extra["pool_balance"] = balance
+  if objective_name == SUPERVISED:
+    parts = [prepare(name, config.data) for name in names]
+    extra["class_sources"] = pool.class_sources(parts)
+    return (parts[0] if len(parts) == 1 else pool.pool(parts, balance, seed)), step.SUPERVISED, extra
+  objective = build(objective_name, config.pretext, window_samples(config.data),
+                               config.data.rate_hz)
+  prepared = unlabelled_windows(source, config.data, balance, config.pretext.holdout,
+                                        seed)
+  extra["pretext"] = {"objective": objective_name, "splits_read": ["train"],
+                      "outputs": list(objective.score_names),
+                      "windows": {s: len(prepared.splits[s]) for s in ("train", "val", "test")}}
+  return prepared, objective, extra
