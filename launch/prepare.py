@@ -30,7 +30,8 @@ def main(argv):
   del argv
   start_process()
   config = _CONFIG.value
-  names = _DATASETS.value or list(config.datasets)
+  # a user's own datasets first: what is wrong with theirs comes before the built-in ones'
+  names = _DATASETS.value or sorted(config.datasets, key=lambda n: n not in config.data.datasets)
   rows = [prepare(name, config.data).summary() for name in names]
   print(console.format_table(rows, COLUMNS, floatfmt=".3f"))
 

@@ -135,15 +135,7 @@ def test_inf_is_missing_data_and_a_clock_reset_cuts(config, arrays, caplog):
 
 
 def test_a_class_lost_to_the_window_length_is_refused(config, arrays):
-  # the last class occurs only in 1 s bursts: no 4 s window is mostly that class
-  last = max(i for i, n in enumerate(arrays["label_names"]) if n)
-  labels = {}
-  for k, v in arrays.items():
-    if k.startswith("label_") and k != "label_names":
-      v = np.where(v == last, 1, v)
-      v[1000:1050] = v[6000:6050] = last
-      labels[k] = v
-  _write(config, arrays, **labels)
+  _write(config, arrays, **_lose_the_last_class(arrays))
   with pytest.raises(DataError, match=r"4.0 s windows.*lose every window of class\(es\) "
                                       r"\{'train': \['cycle'\].*cycle: \d+ run\(s\), median "
                                       r"1.0 s, longest 1.0 s. A window of at most 1 s .*"
@@ -156,6 +148,38 @@ def test_a_class_lost_to_the_window_length_is_refused(config, arrays):
   assert "classes cycle" in lossy.summary()["lost_train"]
   config.window_s, config.step_s = 1.0, 0.5  # the window the error suggests keeps it
   assert prepare("mine", config).losses["train"]["classes_lost"] == []
+
+
+def _lose_the_last_class(arrays):
+  """Labels whose last class occurs only in 1 s bursts: no 4 s window is mostly it."""
+  last = max(i for i, n in enumerate(arrays["label_names"]) if n)
+  labels = {}
+  for k, v in arrays.items():
+    if k.startswith("label_") and k != "label_names":
+      v = np.where(v == last, 1, v)
+      v[1000:1050] = v[6000:6050] = last
+      labels[k] = v
+  return labels
+
+
+def test_a_loss_the_dataset_declares_is_logged_not_warned(config, arrays, caplog):
+  """A built-in dataset's documented loss (Berkeley MHAD's short trials, declared in
+  its entry) used to open a user's own-data prepare with warnings that read as the
+  user's; a loss the user allows in config.data is still warned, once."""
+  _write(config, arrays, **_lose_the_last_class(arrays))
+  config.allow_lost_classes = True
+  with caplog.at_level(logging.INFO):
+    assert prepare("mine", config).losses["train"]["classes_lost"] == ["cycle"]
+  warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+  assert any("classes lost: ['cycle']" in r.getMessage() for r in warned)
+  caplog.clear()
+  config.allow_lost_classes = False
+  config.datasets["mine"]["preprocess"] = {"allow_lost_classes": True}
+  config.window_s = 4.5  # another cache entry: prepared again, not served from the cache
+  with caplog.at_level(logging.INFO):
+    assert prepare("mine", config).losses["train"]["classes_lost"] == ["cycle"]
+  assert any("classes lost: ['cycle']" in r.getMessage() for r in caplog.records)
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_labelled_majority_keeps_short_gestures():

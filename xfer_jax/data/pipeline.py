@@ -252,9 +252,12 @@ def _fitting_window(lost_runs: Mapping) -> str:
           "longest run of each;")
 
 
-def check_windows(prepared: Prepared, data_config: Mapping) -> None:
+def check_windows(prepared: Prepared, data_config: Mapping, *,
+                  losses_declared: bool = False) -> None:
   """Every split has windows; no class of the train or test samples is lost to the
-  window length or label rule (unless config.data.allow_lost_classes)."""
+  window length or label rule (unless config.data.allow_lost_classes). A lost class
+  is warned once, when prepared, unless the dataset's own entry declares its losses
+  (losses_declared: a built-in dataset's known, documented price of the window)."""
   name, losses = prepared.name, prepared.losses
   length = f"{data_config['window_s']} s windows, {data_config['step_s']} s step, label rule " \
            f"{data_config['label_rule']!r}"
@@ -274,9 +277,10 @@ def check_windows(prepared: Prepared, data_config: Mapping) -> None:
         "longer unlabelled stretches, label_rule='labelled_majority'; or set "
         "config.data.allow_lost_classes=True to train without them")
   for s, loss in losses.items():
-    # a warning once, when prepared, where a class is lost; pieces shorter than a window
-    # that cost no class are the window length's ordinary price: logged, not warned
-    warn = loss["classes_lost"] and not prepared.from_cache
+    # pieces shorter than a window that cost no class are the window length's ordinary
+    # price, and a declared loss is documented where the dataset is: logged, not warned
+    # (they used to open a user's own-data prepare with warnings that read as theirs)
+    warn = loss["classes_lost"] and not prepared.from_cache and not losses_declared
     if loss["classes_lost"] or loss["pieces_without_windows"]:
       (logging.warning if warn else logging.info)(
           "%s, %s split: %d of %d pieces give no window; classes lost: %s (%s)",
@@ -322,5 +326,6 @@ def prepare(dataset: str | Mapping, config: Mapping, *, use_cache: bool = True) 
                       assignment=meta["assignment"], hours=meta["hours"],
                       recordings=meta["recordings"], losses=meta["losses"],
                       from_cache=from_cache)
-  check_windows(prepared, data_config)
+  check_windows(prepared, data_config,
+                losses_declared=bool(entry.get("preprocess", {}).get("allow_lost_classes")))
   return prepared

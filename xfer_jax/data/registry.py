@@ -50,8 +50,10 @@ DATASETS: dict[str, dict] = {
     "actrectut": {"reader": "interchange", "path": "actrectut_arm.npz",
                   "options": {"name": "actrectut", "null_label": 0}},
     # two corrupt samples in the source: clip to the sensor's +-2 g range. Its "sit down"
-    # and "stand up" trials are shorter than 4 s: no 4 s window has them (prepare warns),
-    # but they stay declared classes, as in the first real-data study's records
+    # and "stand up" trials (and some "throwing a ball") are shorter than 4 s: few or no
+    # 4 s windows have them. They stay declared classes, as in the first real-data
+    # study's records; the loss is declared here, so prepare's table shows it (lost_*)
+    # without a warning
     "berkeley_mhad": {"reader": "interchange", "path": "berkeley_mhad_wrist.npz",
                       "options": {"name": "berkeley_mhad", "clip_g": 2.0},
                       "preprocess": {"allow_lost_classes": True}},
