@@ -191,6 +191,22 @@ def test_a_run_under_half_its_seeds_baseline_is_counted():
   assert study.below_half_the_baseline(records) == (1, 2)
 
 
+def test_a_cells_cost_counts_its_wall_time_once_and_every_seeds_epochs():
+  from xfer_jax.study.cost import cost_rows
+  def run(strategy, seed, epochs, size=20, fold=0, wall_s=100.0):
+    return _record(size=size, seed=seed, epochs=epochs, fold=fold, wall_s=wall_s,
+                   strategy=strategy)
+  records = [run("baseline", 0, 10), run("baseline", 1, 30),  # one cell: 40 seed-epochs, 100 s
+             run("baseline", 0, 20, fold=1, wall_s=60.0),  # the same cell in another fold
+             run("freeze", 0, 5, wall_s=None)]  # a record without its cell's time
+  baseline, freeze, total = cost_rows(records)
+  assert baseline == {"arm": "baseline", "cells": 2, "untimed cells": 0, "seed-epochs": 60,
+                      "wall (h)": "0.04", "median cell (s)": "80",
+                      "seed-epochs / s": f"{60 / 160:.2f}"}
+  assert freeze["untimed cells"] == 1 and freeze["seed-epochs / s"] == "–"
+  assert total["cells"] == 3 and total["seed-epochs"] == 60
+
+
 def test_a_record_is_at_the_cap_when_either_phase_is():
   assert study.at_epoch_cap(_record(epochs=30), 30) and not study.at_epoch_cap(_record(epochs=29), 30)
   assert study.at_epoch_cap(_record(epochs=12, probe_epochs=30), 30)  # lp_ft's probe ran to the cap

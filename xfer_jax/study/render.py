@@ -27,6 +27,7 @@ from xfer_jax.study.analysis import (
   self_supervised_vs_supervised,
   spectral_vs_temporal,
 )
+from xfer_jax.study.cost import cost_rows
 from xfer_jax.study.load import DESIGN_FILE, StudyError, load, read_design, source_models
 from xfer_jax.transfer import BASELINE
 
@@ -221,6 +222,9 @@ def summary_markdown(records: Sequence[Record], grids: Mapping[str, Mapping],
       "![Gain over the baseline per strategy, target and size](gains.png)", "",
       *(primary_lines(records, design) if design is not None else []),
       "## What has run", "", format_markdown(coverage(rows, grids)), "",
+      "What the cells cost as the sweeps ran them (`xfer_jax/study/cost.py`; a cell's wall "
+      "time is its finishing process's, compiling, validation and checkpoints included, on "
+      "whatever else shared the machine):", "", format_markdown(cost_rows(records)), "",
       *(["The source models (every seed; in % on the source's own test split: micro-F1, "
          "or a self-supervised source's pretext accuracy on its held-out windows):", "",
          format_markdown(list(sources)), ""] if sources else []),
