@@ -21,8 +21,9 @@ import pytest
 from xfer_jax import checks
 from xfer_jax.engine import programs
 from xfer_jax.engine.loop import EarlyStopping, FitState, History, fit
-from xfer_jax.engine.runner import Batches, EvalSet, _round_up, chunk_rows
+from xfer_jax.engine.runner import ROW_BUCKET, Batches, EvalSet, _round_up, chunk_rows
 from xfer_jax.engine.step import seed_keys
+from xfer_jax.models.multiresnet import MASKED_LOGIT
 
 TOL = 1e-9
 
@@ -114,9 +115,42 @@ def test_padding_with_masked_rows_changes_nothing(config, prepared):
   runner = _runner(config, prepared)
   n = len(prepared.splits["train"])
   plain = _train(runner, prepared, seed_keys(0, 1), epochs=2)
-  padded = _train(runner, prepared, seed_keys(0, 1), epochs=2, capacity=n + 300)
+  # a capacity past the first row bucket: another program, padding its epochs
+  padded = _train(runner, prepared, seed_keys(0, 1), epochs=2, capacity=ROW_BUCKET + n)
   _close(plain.params, padded.params)
   _close(plain.batch_stats, padded.batch_stats)
+
+
+def test_a_padded_head_computes_the_unpadded_heads_numbers(config, prepared):
+  """config.runtime.pad_classes: the extra outputs start masked and never move; every
+  other number is the unpadded model's, and classes padded to one width compile one
+  batch step."""
+  plain_runner = _runner(config, prepared)
+  padded_runner = _runner(config, prepared, pad_classes=16)
+  plain = _train(plain_runner, prepared, seed_keys(0, 1), epochs=2)
+  padded = _train(padded_runner, prepared, seed_keys(0, 1), epochs=2)
+  k = prepared.num_classes
+  head = padded.params.pop("head")
+  kernel, bias = head["kernel"], head["bias"]
+  assert kernel.shape[-1] == bias.shape[-1] == 16
+  assert np.all(kernel[..., k:] == 0) and np.all(bias[..., k:] == MASKED_LOGIT)
+  _close({**padded.params, "head": {"kernel": kernel[..., :k], "bias": bias[..., :k]}},
+         plain.params)
+  _close(plain.batch_stats, padded.batch_stats)
+  val = _val_set(config, prepared)
+  np.testing.assert_array_equal(
+      plain_runner.predict(plain.params, plain.batch_stats, val),
+      padded_runner.predict({**padded.params, "head": head}, padded.batch_stats, val))
+  step_text = lambda runner: runner.lowered_train_step().as_text(debug_info=False)
+  fewer = programs.build_runner(_padded(config, 16), k - 1)
+  assert step_text(fewer) == step_text(padded_runner)
+  assert step_text(programs.build_runner(config, k - 1)) != step_text(plain_runner)
+
+
+def _padded(config, multiple):
+  config = config.copy_and_resolve_references()
+  config.runtime.pad_classes = multiple
+  return config
 
 
 @pytest.mark.parametrize("loop", ["host", "device"])

@@ -120,6 +120,12 @@ def runtime_config() -> ConfigDict:
       # the same parameters), faster only for seeds vmapped on CPU
       # (docs/performance.md#convolutions-as-matrix-products)
       conv="xla",
+      # the head's outputs rounded up to a multiple of this (0: exactly the classes). The
+      # padded outputs are masked by their bias and never learn, so targets with other
+      # class counts share their compiled programs; the numbers are an unpadded head's
+      # up to rounding (docs/performance.md#a-grid-compiles-once-per-frozen-partition).
+      # A checkpoint keeps its width: a rerun must give the same
+      pad_classes=0,
   ))
 
 

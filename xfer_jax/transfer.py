@@ -48,6 +48,7 @@ from xfer_jax.engine import checkpoints
 from xfer_jax.engine.optim import FROZEN, TRAINABLE, TRANSFERRED
 from xfer_jax.engine.step import TrainState
 from xfer_jax.errors import UserError
+from xfer_jax.models.multiresnet import MASKED_LOGIT
 from xfer_jax.pretext.sources import SUPERVISED
 
 COPY, COPY_FREEZE, INIT = "copy", "copy_freeze", "init"
@@ -226,7 +227,9 @@ def zero_head(params, labels: Mapping[str, str]):
   transferred model then predicts uniformly at its first step, whatever the copied
   features are); a copied head is left as it is."""
   flat = flatten(params)
-  return unflatten({path: (np.zeros_like(value) if path.split("/")[0] == HEAD
+  # a padded head's masked outputs keep their bias (models.multiresnet.MASKED_LOGIT)
+  zeros = lambda value: np.where(np.asarray(value) <= MASKED_LOGIT, value, 0).astype(value.dtype)
+  return unflatten({path: (zeros(value) if path.split("/")[0] == HEAD
                            and labels.get(path) == INIT
                            else value) for path, value in flat.items()})
 

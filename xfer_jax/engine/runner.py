@@ -38,6 +38,12 @@ from xfer_jax.engine import devices
 from xfer_jax.engine.step import Step, TrainState, epoch_order
 
 SMALLEST_BATCH = 8  # rows of the smallest batch: it still splits over 2, 4 or 8 batch_devices
+# a dataset's rows on the device, and a training set's capacity, are padded to a
+# multiple of this: the step gathers its rows by index and the epoch's order puts
+# real rows first whatever follows them, so the padding changes no number, and every
+# training set up to this many windows (every real target here) gives the batch step
+# one shape and one program
+ROW_BUCKET = 4096
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -70,11 +76,16 @@ class Batches:
     small = max(SMALLEST_BATCH, 1 << (n - 1).bit_length())
     if small < batch_size:
       capacity = small
-    else:
-      capacity = _round_up(max(capacity or n, n, batch_size), batch_size)
+    else:  # in buckets of rows: training sets of every dataset share the step's shape
+      capacity = _round_up(_round_up(max(capacity or n, n, batch_size), ROW_BUCKET), batch_size)
     padded = np.zeros((index_Sxn.shape[0], capacity), np.int32)
     padded[:, :n] = index_Sxn
-    return cls(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(padded), n)
+    rows = _round_up(max(len(y), 1), ROW_BUCKET)
+    x_pad = np.zeros((rows, *np.shape(x)[1:]), np.asarray(x).dtype)
+    x_pad[:len(y)] = x
+    y_pad = np.zeros(rows, np.int32)
+    y_pad[:len(y)] = y
+    return cls(jnp.asarray(x_pad), jnp.asarray(y_pad), jnp.asarray(padded), n)
 
 
 TAIL_ROWS = 64  # an evaluation set's last chunk is padded to a multiple of this

@@ -44,6 +44,7 @@ def pin_config(workdir: Path, config, phase: str, write: bool = True) -> None:
   if saved_by_checkpoint is not None:
     _same_run(run_fields(saved_by_checkpoint, phase), given,
               f"{workdir / 'checkpoints'}: its latest step was trained with another config")
+    _same_head(saved_by_checkpoint, config, workdir / "checkpoints")
   if not path.exists():
     if write:
       workdir.mkdir(parents=True, exist_ok=True)
@@ -62,6 +63,17 @@ def _same_run(saved: dict, given: dict, what: str) -> None:
         f"{what} ({results.describe_differences(saved, given, ('saved', 'given'))}); rerun "
         "with the saved config to resume it, or give a fresh --workdir. Only config.runtime "
         "may change")
+
+
+def _same_head(saved: dict, config, directory: Path) -> None:
+  """config.runtime may change on a rerun, but for pad_classes: the checkpoint holds
+  a head of the width it gave."""
+  was = int((saved.get("runtime") or {}).get("pad_classes", 0) or 0)
+  given = int(config.runtime.get("pad_classes", 0) or 0)
+  if was != given:
+    raise WorkdirError(f"{directory}: trained with config.runtime.pad_classes={was}, given "
+                       f"{given}: its head's width is saved with it; rerun with "
+                       f"--config.runtime.pad_classes={was}, or give a fresh --workdir")
 
 
 def _checkpoint_config(directory: Path) -> dict | None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from xfer_jax.data import Prepared
 from xfer_jax.engine import programs
-from xfer_jax.engine.runner import SMALLEST_BATCH, Batches, EvalSet, chunk_rows
+from xfer_jax.engine.runner import ROW_BUCKET, SMALLEST_BATCH, Batches, EvalSet, chunk_rows
 from xfer_jax.engine.step import seed_keys
 
 SMALL_ROWS = 32  # the calibration's small batch (a 20-window cell's)
@@ -125,7 +125,13 @@ def project(config, cells, prepared: Mapping[str, Prepared], sources: list[str],
   cell_runs = [(cell.size, prepared[cell.target]) for cell in cells]
   source_runs = [(len(prepared[s].splits["train"]), prepared[s]) for s in sources]
   runs = cell_runs + source_runs
-  variants = len({(cell.target, cell.blocks) for cell in cells}) + len(sources)
+  # a batch step's program is fixed by the head's width, the dataset's row bucket and
+  # what is frozen: models that agree in all three share it (runner.ROW_BUCKET,
+  # config.runtime.pad_classes), a source's with its width's baseline
+  shape = lambda d: (programs.head_outputs(config, prepared[d].num_classes),
+                     -(-len(prepared[d].splits["train"]) // ROW_BUCKET))
+  variants = len({(*shape(cell.target), cell.blocks) for cell in cells}
+                 | {(*shape(s), 0) for s in sources})
   expected = {}
   if (past_cells or not cells) and (past_sources or not sources):
     predict = lambda r: run_s(r.size, prepared[r.dataset], float(np.mean(r.epochs)))

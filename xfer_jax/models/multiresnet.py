@@ -205,6 +205,10 @@ class MultiResNet(nn.Module):
   # (UnfoldConv: a matrix product each, the same parameters). Set per backend by
   # config.runtime.conv (runner.Settings), so it does not key a grid
   conv: str = "xla"
+  # the head's outputs when more than num_classes (config.runtime.pad_classes): the
+  # extra outputs are masked by their bias (MASKED_LOGIT) and never learn, so the real
+  # classes compute what an unpadded head would
+  head_outputs: int = 0
 
   @property
   def num_blocks(self) -> int:
@@ -232,4 +236,32 @@ class MultiResNet(nn.Module):
     for i, units in enumerate(self.dense_units):
       x = nn.relu(nn.Dense(units, name=f"dense_{i}")(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, name="head")(x)
+    outputs = max(self.head_outputs, self.num_classes)
+    if outputs == self.num_classes:
+      return nn.Dense(self.num_classes, name="head")(x)
+    return nn.Dense(outputs, name="head",
+                    kernel_init=_first_columns(nn.initializers.lecun_normal(), self.num_classes),
+                    bias_init=_masked_beyond(self.num_classes))(x)
+
+
+# a padded output's bias: with its kernel column zero its logit is exactly this, and
+# exp(MASKED_LOGIT - a real logit) is exactly 0, so it adds nothing to the softmax,
+# takes an exactly zero gradient (Adam's update of it stays 0: it never moves) and is
+# never the argmax. The class count is then in the initial values alone, not in the
+# step's program: targets padded to one width share their compilations
+MASKED_LOGIT = -1e9
+
+
+def _first_columns(init, columns: int):
+  """init drawn for the first `columns` outputs (the values an unpadded head gets from
+  the same key), zeros after them."""
+  def padded(key, shape, dtype=jnp.float32):
+    return jnp.pad(init(key, (*shape[:-1], columns), dtype), ((0, 0), (0, shape[-1] - columns)))
+  return padded
+
+
+def _masked_beyond(columns: int):
+  def bias(key, shape, dtype=jnp.float32):
+    del key
+    return jnp.where(jnp.arange(shape[-1]) < columns, 0.0, MASKED_LOGIT).astype(dtype)
+  return bias
