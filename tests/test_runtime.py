@@ -77,3 +77,23 @@ def test_a_launcher_imports_no_library_a_run_does_not_use():
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_tensorboard_curves_do_not_import_pytorch_where_it_is_installed(tmp_path):
+  """tensorboardX imports PyTorch, where installed, only to accept its tensors:
+  seconds of every launcher's start on a researcher's machine that has it. A stand-in
+  `torch` that says when it is imported: the writer leaves it alone, and the user's
+  own `import torch` afterwards still finds it."""
+  (tmp_path / "torch").mkdir()
+  (tmp_path / "torch" / "__init__.py").write_text("print('torch imported')\nTensor = object\n")
+  script = (
+      "from xfer_jax.engine import tensorboard\n"
+      f"tensorboard.write_cell({str(tmp_path / 'tb')!r}, 'cell', {{'size': 20}}, {{'f1': 0.5}})\n"
+      "print('written')\n"
+      "import torch\n")
+  done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"},
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.split() == ["written", "torch", "imported"]
+  assert list((tmp_path / "tb" / "cell").rglob("events.out.tfevents.*"))

@@ -76,7 +76,8 @@ def _runner(key: str, settings: Settings, objective) -> Runner:
   param_labels = None if labels is None else traverse_util.unflatten_dict(dict(labels), sep="/")
   tx = make_optimizer(optim_config, param_labels, lr_scale)
   step = Step(model, tx, optim_config["l2"], (window, 3), objective)
-  return Runner(step, batch_size=batch_size, settings=settings)
+  return Runner(step, batch_size=batch_size, settings=settings,
+                identity=repr((key, settings, objective)))
 
 
 def clear_cache() -> None:

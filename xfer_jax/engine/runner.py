@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from xfer_jax.engine import devices
+from xfer_jax.engine import devices, executables
 from xfer_jax.engine.step import Step, TrainState, epoch_order
 
 SMALLEST_BATCH = 8  # rows of the smallest batch: it still splits over 2, 4 or 8 batch_devices
@@ -262,8 +262,13 @@ class Runner:
   losses are new on the host side: data, shuffles, the batch counter and n_valid
   live on the device (checked under jax.transfer_guard in the tests)."""
 
-  def __init__(self, step: Step, *, batch_size: int, settings: Settings):
+  def __init__(self, step: Step, *, batch_size: int, settings: Settings,
+               identity: str | None = None):
+    """identity: a description of everything that built `step` (programs.py's runner
+    key); given, on one device, the programs' executables are stored on disk and a
+    fresh process loads them instead of tracing (executables.py)."""
     self.step, self.batch_size, self.settings = step, batch_size, settings
+    self.identity = identity if len(settings.devices) == 1 else None
     if batch_size % settings.batch_devices:
       raise ValueError(f"batch_size={batch_size} does not split over "
                        f"batch_devices={settings.batch_devices}: expected a multiple of it")
@@ -289,10 +294,16 @@ class Runner:
     }
     self._compiled = {}
     once = _options(self._cpu, run_once=True)
-    self._split = jax.jit(_split_seeds, static_argnums=1, compiler_options=once)
-    self._join = jax.jit(_join_seeds, compiler_options=once)
-    self._mean = jax.jit(jnp.divide, compiler_options=once)
-    self._keep_best = jax.jit(_keep_best, compiler_options=once)
+    # what these compute follows from their arguments alone
+    helper = None if self.identity is None else "runner helpers"
+    self._split = executables.stored(
+        jax.jit(_split_seeds, static_argnums=1, compiler_options=once), "split_seeds", helper,
+        static_argnums=(1,))
+    self._join = executables.stored(jax.jit(_join_seeds, compiler_options=once), "join_seeds",
+                                    helper)
+    self._mean = executables.stored(jax.jit(jnp.divide, compiler_options=once), "mean", helper)
+    self._keep_best = executables.stored(jax.jit(_keep_best, compiler_options=once), "keep_best",
+                                         helper)
 
   def program(self, name: str, mesh=None):
     """The compiled program `name` for a mesh (None: one device)."""
@@ -300,7 +311,9 @@ class Runner:
       if mesh is not None:
         logging.info("%s: seeds over %d device(s), each seed's batch over %d", name,
                      mesh.shape[devices.SEED], mesh.shape[devices.BATCH])
-      self._compiled[name, mesh] = self.programs[name].compile(mesh, self._cpu)
+      compiled = self.programs[name].compile(mesh, self._cpu)
+      self._compiled[name, mesh] = compiled if mesh is not None else executables.stored(
+          compiled, name, self.identity)
     return self._compiled[name, mesh]
 
   # -- single-seed epoch pieces (vmapped by their Program) ------------------------------

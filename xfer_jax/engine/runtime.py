@@ -108,7 +108,8 @@ def is_primary() -> bool:
 
 
 class CompileCounter:
-  """Counts programs JAX lowers for XLA while active (jit cache misses).
+  """Counts programs JAX lowers for XLA while active (jit cache misses), and those
+  loaded whole in their place (executables.py).
 
   A lowering is counted whether or not the persistent cache then spares the
   backend compile, so the count says how many distinct programs a run needed:
@@ -125,7 +126,9 @@ class CompileCounter:
 
   def _listener(self, event: str, duration: float, **kwargs) -> None:
     del duration
-    if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+    # a program lowered, or its stored executable loaded in its place (executables.py)
+    if event in ("/jax/core/compile/jaxpr_to_mlir_module_duration",
+                 "/xfer_jax/executables/load_duration"):
       self.count += 1
       self.names.append(str(kwargs.get("fun_name", "?")))
 

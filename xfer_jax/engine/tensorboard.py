@@ -8,6 +8,7 @@ these files only draw it. Off with config.runtime.tensorboard=False.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,9 +18,23 @@ from xfer_jax.engine.runtime import is_primary
 _NOT_SCALARS = ("phase", "epoch", "seed", "best")
 
 
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter, imported where used (launchers start faster) and
+  without PyTorch: tensorboardX imports it, where it is installed, only to accept its
+  tensors, and that import is seconds of a launcher's start; we write floats."""
+  if "torch" in sys.modules:  # already paid for, or already blocked
+    from tensorboardX import SummaryWriter
+    return SummaryWriter
+  sys.modules["torch"] = None  # makes `import torch` raise ImportError, which it expects
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    del sys.modules["torch"]  # the user's own `import torch` still works
+  return SummaryWriter
+
+
 def _writer(directory: Path, purge_step: int | None = None):
-  from tensorboardX import SummaryWriter  # imported where used: launchers start faster
-  return SummaryWriter(str(directory), purge_step=purge_step, flush_secs=30)
+  return _summary_writer_class()(str(directory), purge_step=purge_step, flush_secs=30)
 
 
 class TensorBoardWriter(Hook):
