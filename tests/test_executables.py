@@ -50,7 +50,7 @@ def test_a_fresh_process_runs_a_stored_program_untraced_with_the_same_numbers(tm
   plain = _child(cache, "plain")
   assert plain[0] == 1
   assert _child(cache, "model A") == plain  # traced, compiled and stored
-  assert len(list((cache / "executables").glob("f-*.pkl"))) == 1
+  assert len(list((cache / "executables").glob("f-*.pkl.zlib"))) == 1
   assert _child(cache, "model A") == (0, plain[1])  # loaded whole: no trace
   assert _child(cache, "model B")[0] == 1
 
@@ -73,8 +73,8 @@ def test_an_executable_loaded_from_the_compilation_cache_is_not_stored(tmp_path)
   for _ in range(2):
     program = executables.StoredProgram(f, "twice", "test", directory)
     np.testing.assert_array_equal(program(jnp.arange(8)), np.arange(8) * 2 + c)
-    stored_after.append(len(list(directory.glob("twice-*.pkl"))))
-    for path in directory.glob("twice-*.pkl"):
+    stored_after.append(len(list(directory.glob("twice-*.pkl.zlib"))))
+    for path in directory.glob("twice-*.pkl.zlib"):
       path.unlink()
     jax.clear_caches()
   assert stored_after == [1, 0]
@@ -86,7 +86,7 @@ def test_an_unreadable_stored_executable_is_compiled_again(tmp_path, caplog):
   f = jax.jit(lambda x: x + c)
   x = jnp.arange(4)
   executables.StoredProgram(f, "plus", "test", directory)(x)
-  [stored] = directory.glob("plus-*.pkl")
+  [stored] = directory.glob("plus-*.pkl.zlib")
   stored.write_bytes(stored.read_bytes()[:100])  # a truncated file
   jax.clear_caches()
   np.testing.assert_array_equal(executables.StoredProgram(f, "plus", "test", directory)(x),
@@ -109,4 +109,4 @@ def test_each_argument_signature_is_its_own_program(tmp_path):
   np.testing.assert_array_equal(program(ones(5), 2), [2 + c] * 5)
   np.testing.assert_array_equal(program(ones(3), 3), [3 + c] * 3)
   assert traces == [(3,), (5,), (3,)]
-  assert len(list(tmp_path.glob("scaled-*.pkl"))) == 3
+  assert len(list(tmp_path.glob("scaled-*.pkl.zlib"))) == 3

