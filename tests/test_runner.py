@@ -21,7 +21,7 @@ import pytest
 from xfer_jax import checks
 from xfer_jax.engine import programs
 from xfer_jax.engine.loop import EarlyStopping, FitState, History, fit
-from xfer_jax.engine.runner import ROW_BUCKET, Batches, EvalSet, _round_up, chunk_rows
+from xfer_jax.engine.runner import CAPACITY_BUCKET, Batches, EvalSet, _round_up, chunk_rows
 from xfer_jax.engine.step import seed_keys
 from xfer_jax.models.multiresnet import MASKED_LOGIT
 
@@ -115,8 +115,8 @@ def test_padding_with_masked_rows_changes_nothing(config, prepared):
   runner = _runner(config, prepared)
   n = len(prepared.splits["train"])
   plain = _train(runner, prepared, seed_keys(0, 1), epochs=2)
-  # a capacity past the first row bucket: another program, padding its epochs
-  padded = _train(runner, prepared, seed_keys(0, 1), epochs=2, capacity=ROW_BUCKET + n)
+  # a capacity past the first bucket: another shuffle program, padding its epochs
+  padded = _train(runner, prepared, seed_keys(0, 1), epochs=2, capacity=CAPACITY_BUCKET + n)
   _close(plain.params, padded.params)
   _close(plain.batch_stats, padded.batch_stats)
 

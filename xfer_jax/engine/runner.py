@@ -38,12 +38,17 @@ from xfer_jax.engine import devices, executables
 from xfer_jax.engine.step import Step, TrainState, epoch_order
 
 SMALLEST_BATCH = 8  # rows of the smallest batch: it still splits over 2, 4 or 8 batch_devices
-# a dataset's rows on the device, and a training set's capacity, are padded to a
-# multiple of this: the step gathers its rows by index and the epoch's order puts
-# real rows first whatever follows them, so the padding changes no number, and every
-# training set up to this many windows (every real target here) gives the batch step
-# one shape and one program
-ROW_BUCKET = 4096
+# a dataset's rows on the device are padded to a multiple of this: the batch step
+# gathers its rows by index, so the padding changes no number, and every dataset up
+# to this many windows (every real dataset here, the largest source included) gives
+# the batch step one shape and one program; the price is device memory alone (39 MB
+# per dataset of 4 s windows at 25 Hz)
+ROW_BUCKET = 32768
+# a training set's capacity (the positions an epoch shuffles) is padded to a multiple
+# of this: the epoch's order puts real rows first whatever follows them, so sets of
+# different sizes share the epoch's shuffle program, and the shuffle (a sort of this
+# many positions per seed and epoch) stays cheap
+CAPACITY_BUCKET = 4096
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -77,7 +82,8 @@ class Batches:
     if small < batch_size:
       capacity = small
     else:  # in buckets of rows: training sets of every dataset share the step's shape
-      capacity = _round_up(_round_up(max(capacity or n, n, batch_size), ROW_BUCKET), batch_size)
+      capacity = _round_up(_round_up(max(capacity or n, n, batch_size), CAPACITY_BUCKET),
+                           batch_size)
     padded = np.zeros((index_Sxn.shape[0], capacity), np.int32)
     padded[:, :n] = index_Sxn
     rows = _round_up(max(len(y), 1), ROW_BUCKET)
@@ -280,6 +286,9 @@ class Runner:
         "init_opt_state": Program(step.tx.init, (SEEDED,), SEEDED, True),
         "epoch_start": Program(self._epoch_start, (SEEDED, SHARED, SEEDED),
                                (SEEDED, SEEDED, SHARED), True),
+        # the batch's rows are cut from the epoch's order in a program of their own,
+        # so that the step's shape does not follow a training set's capacity
+        "cut_batch": Program(lambda rows_KxB, i: rows_KxB[i], (SEEDED, SHARED), SEEDED),
         "host_step": Program(self._host_step, (SEEDED_DONATED, SHARED, SHARED, SEEDED,
                                                SHARED_DONATED, SHARED, SEEDED, SEEDED_DONATED),
                              (SEEDED, SEEDED, SHARED)),
@@ -326,8 +335,8 @@ class Runner:
     rows = epoch_order(index_C, n_valid, key, self.batch_rows(index_C.shape[0]))
     return rows, jnp.zeros(()), jnp.zeros((), jnp.int32)
 
-  def _host_step(self, state, x_NxWx3, y_N, rows_KxB, i, n_valid, key, loss_sum):
-    batch = _batch(x_NxWx3, y_N, rows_KxB[i], i, n_valid)
+  def _host_step(self, state, x_NxWx3, y_N, rows_B, i, n_valid, key, loss_sum):
+    batch = _batch(x_NxWx3, y_N, rows_B, i, n_valid)
     state, loss = self.step.train_step(state, batch, key, i)
     return state, loss_sum + loss * jnp.sum(batch[2]), i + 1
 
@@ -337,8 +346,8 @@ class Runner:
     num_batches = (n_valid + rows_KxB.shape[1] - 1) // rows_KxB.shape[1]
 
     def body(i, carry):
-      state, loss_sum, _ = self._host_step(carry[0], x_NxWx3, y_N, rows_KxB, i, n_valid, key,
-                                           carry[1])
+      state, loss_sum, _ = self._host_step(carry[0], x_NxWx3, y_N, rows_KxB[i], i, n_valid,
+                                           key, carry[1])
       return state, loss_sum
 
     state, loss_sum = jax.lax.fori_loop(0, num_batches, body, (state, jnp.zeros(())))
@@ -428,10 +437,10 @@ class Runner:
   def _host_epoch(self, mesh, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
     n_valid_dev = devices.replicated(mesh, np.int32(n_valid))  # once per epoch
     rows_SxKxB, loss_sum_S, i = self.program("epoch_start", mesh)(index_SxC, n_valid_dev, keys_S)
-    step = self.program("host_step", mesh)
+    step, cut = self.program("host_step", mesh), self.program("cut_batch", mesh)
     for _ in range(-(-n_valid // self.batch_rows(index_SxC.shape[1]))):
-      state, loss_sum_S, i = step(state, x_NxWx3, y_N, rows_SxKxB, i, n_valid_dev, keys_S,
-                                  loss_sum_S)
+      state, loss_sum_S, i = step(state, x_NxWx3, y_N, cut(rows_SxKxB, i), i,
+                                  n_valid_dev, keys_S, loss_sum_S)
     return state, self._mean(loss_sum_S, n_valid_dev)
 
   def _one_call_epoch(self, mesh, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
@@ -488,7 +497,7 @@ class Runner:
     keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), num_seeds))
     return self.program("host_step").lower(
         self.abstract_state(num_seeds), shape((rows, *self.step.window_shape), jnp.float32),
-        shape((rows,), jnp.int32), shape((num_seeds, 1, rows), jnp.int32),
+        shape((rows,), jnp.int32), shape((num_seeds, rows), jnp.int32),
         shape((), jnp.int32), shape((), jnp.int32), keys, shape((num_seeds,), jnp.float32))
 
 
