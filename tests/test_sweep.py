@@ -315,10 +315,12 @@ def test_a_dry_run_projects_the_cost_and_writes_nothing(smoke_config, tmp_path):
   # bucket) trains with the baseline's step
   assert p["model_variants"] == 3
   c = p["calibration"]
-  # each variant compiles its epochs' programs; init and evaluation once, for the one
-  # head width the three share
+  # each variant steps on 32 rows (20 windows) and on whole batches of 64 (60
+  # windows, and the source): 6 step programs, each compiled; init and evaluation
+  # once, for the one head width the three variants share
+  assert p["step_programs"] == 6
   assert p["compile_s_estimate"] == pytest.approx(
-      3 * (c["first_calls_s"] - c["first_calls_shared_s"]) + c["first_calls_shared_s"])
+      3 * (c["first_call_small_s"] + c["first_call_full_s"]) + c["first_calls_shared_s"])
   assert c["step_s"] >= 0 and c["step_s_per_row"] >= 0 and c["eval_row_s"] > 0
   # a cell's epoch: its steps (one of 32 rows at 20 windows) plus the validation chunks
   from xfer_jax.grid import cost

@@ -91,6 +91,8 @@ def calibrate(config, prepared: Prepared, repeats: int = CALIBRATION_REPEATS) ->
           "eval_row_s": min(times[1:]) / sum(chunk_rows(val_set.n, runner.settings.eval_batch_size)),
           "first_calls_s": sum(first_calls) + sum(shared_first_calls),
           "first_calls_shared_s": sum(shared_first_calls),
+          # a small set's one-batch step and a full batch's: each its own program
+          "first_call_small_s": first_calls[0], "first_call_full_s": first_calls[1],
           "eval_batch_size": runner.settings.eval_batch_size,
           "calibrated_on": prepared.name, "seeds": seeds, "batch_size": batch}
 
@@ -129,17 +131,25 @@ def project(config, cells, prepared: Mapping[str, Prepared], sources: list[str],
   cell_runs = [(cell.size, prepared[cell.target]) for cell in cells]
   source_runs = [(len(prepared[s].splits["train"]), prepared[s]) for s in sources]
   runs = cell_runs + source_runs
-  # a batch step's program is fixed by the head's width, the dataset's row bucket and
-  # what is frozen: models that agree in all three share it (runner.ROW_BUCKET,
-  # config.runtime.pad_classes), a source's with its width's baseline
+  # a batch step's program is fixed by the head's width, the dataset's row bucket,
+  # what is frozen (runner.ROW_BUCKET, config.runtime.pad_classes: a model variant)
+  # and its batch's rows (a small set steps on a power of two: epoch_steps); a
+  # source's shares its width's baseline
   shape = lambda d: (programs.head_outputs(config, prepared[d].num_classes),
                      -(-len(prepared[d].splits["train"]) // ROW_BUCKET))
-  variants = {(*shape(cell.target), cell.blocks) for cell in cells} | {(*shape(s), 0)
-                                                                       for s in sources}
-  # what every variant compiles for itself, and once per head width what they share
+  rows = lambda size: epoch_steps(size, tc.batch_size)[1]
+  steps = ({(*shape(cell.target), cell.blocks, rows(cell.size)) for cell in cells}
+           | {(*shape(s), 0, rows(len(prepared[s].splits["train"]))) for s in sources})
+  variants = {step[:3] for step in steps}
+  # each step program compiles for itself, and once per head width what every variant
+  # shares (init, evaluation); an older calibration without the split: per variant
   shared_s = c.get("first_calls_shared_s", 0.0)
-  compile_s = (len(variants) * (c["first_calls_s"] - shared_s)
-               + len({width for width, _, _ in variants}) * shared_s)
+  if "first_call_small_s" in c:
+    compile_s = sum(c["first_call_small_s"] if r < tc.batch_size else c["first_call_full_s"]
+                    for *_, r in steps)
+  else:
+    compile_s = len(variants) * (c["first_calls_s"] - shared_s)
+  compile_s += len({width for width, _, _ in variants}) * shared_s
   expected = {}
   if (past_cells or not cells) and (past_sources or not sources):
     predict = lambda r: run_s(r.size, prepared[r.dataset], float(np.mean(r.epochs)))
@@ -149,7 +159,7 @@ def project(config, cells, prepared: Mapping[str, Prepared], sources: list[str],
         fits[kind]["wall_over_calibration"] * run_s(n, d, fits[kind]["mean_epochs"])
         for kind, todo in (("cells", cell_runs), ("sources", source_runs)) for n, d in todo)}
   return {"cells": len(cells), "source_models": len(sources), "model_variants": len(variants),
-          "compile_s_estimate": compile_s,
+          "step_programs": len(steps), "compile_s_estimate": compile_s,
           "seed_epochs_max": len(runs) * tc.num_seeds * tc.max_epochs,
           "seed_epochs_min": len(runs) * tc.num_seeds * fewest,
           "projected_s_min": sum(run_s(n, d, fewest) for n, d in runs),
@@ -187,7 +197,8 @@ def describe(projection: Mapping) -> str:
           f"projected {hours(projection['projected_s_min'])} (every seed stopping as early as "
           f"patience allows) to {hours(projection['projected_s_max'])} (all epochs) of "
           f"training on this machine, plus about {hours(projection['compile_s_estimate'])} of "
-          f"compiling {projection['model_variants']} model variants. Calibrated on {c['calibrated_on']} with "
+          f"compiling {projection.get('step_programs', '?')} batch-step programs of "
+          f"{projection['model_variants']} model variants. Calibrated on {c['calibrated_on']} with "
           f"{c['seeds']} seeds: a training step {1e3 * c['step_s']:.3g} ms + "
           f"{1e3 * c['step_s_per_row']:.3g} ms per row, evaluation "
           f"{1e6 * c['eval_row_s']:.3g} µs per row in chunks of {c['eval_batch_size']}; first calls "
