@@ -13,8 +13,8 @@ from tests.conftest import REPO
 from xfer_jax.engine import executables
 
 # A child process: the program f (traces counted), run plainly through jit, through a
-# StoredProgram, or through a StoredProgram under another identity; prints its traces
-# and result
+# StoredProgram under an identity, or plainly and then stored ("plain, then IDENTITY");
+# prints its traces and result
 _CHILD = """
 import sys
 import jax, jax.numpy as jnp
@@ -25,9 +25,12 @@ def f(x, y):
   traces.append(1)
   return (jnp.tanh(x) @ y).sum(0)
 program = jax.jit(f)
-if sys.argv[2] != "plain":
-  program = executables.stored(program, "f", sys.argv[2])
 x = jnp.linspace(-1.0, 1.0, 64 * 64).reshape(64, 64)
+*plain_first, identity = sys.argv[2].split(", then ")
+if plain_first:
+  program(x, x.T)
+if identity != "plain":
+  program = executables.stored(program, "f", identity)
 result = program(x, x.T)
 print(len(traces), float(result.sum()))
 """
@@ -53,6 +56,19 @@ def test_a_fresh_process_runs_a_stored_program_untraced_with_the_same_numbers(tm
   assert len(list((cache / "executables").glob("f-*.pkl.zlib"))) == 1
   assert _child(cache, "model A") == (0, plain[1])  # loaded whole: no trace
   assert _child(cache, "model B")[0] == 1
+
+
+def test_an_executable_this_process_loaded_from_the_compilation_cache_is_not_stored(tmp_path):
+  """jit keeps each lowered program's executable in memory: f run plainly first (its
+  executable loaded from the persistent cache) hands that executable to the store's
+  compile without compiling, and it must not be serialised. A later process that
+  compiles f for real stores it, and the next loads and runs it."""
+  cache = tmp_path / "cache"
+  plain = _child(cache, "plain")
+  assert _child(cache, "plain, then model A") == plain  # one trace, shared
+  assert not list((cache / "executables").glob("f-*.pkl.zlib"))
+  assert _child(cache, "model A") == plain
+  assert _child(cache, "model A") == (0, plain[1])
 
 
 def _new_constant() -> int:

@@ -104,24 +104,28 @@ class StoredProgram:
     # An executable the persistent cache loaded serialises into one that fails when
     # run ("Function ... not found", XLA:CPU): compile this one under the cache's
     # other key (debug locations included), which a program stored here has never
-    # been compiled under, and store it only if that compile was a real one
-    hits = _cache_hits[0]
+    # been compiled under, and store it only if XLA compiled it here and then: jit
+    # hands back the executable it already holds for this lowering, which may have
+    # come from that cache, without asking the cache again
+    before = dict(_cache_events)
     with _metadata_in_cache_key():
       compiled = lowered.compile()
-    if _cache_hits[0] == hits:
+    if (_cache_events[_ASKED] > before[_ASKED]) and _cache_events[_HIT] == before[_HIT]:
       _store(compiled, path)
     return compiled
 
 
-_cache_hits = [0]
+_ASKED = "/jax/compilation_cache/compile_requests_use_cache"  # XLA asked to compile
+_HIT = "/jax/compilation_cache/cache_hits"  # ... and the cache answered
+_cache_events = {_ASKED: 0, _HIT: 0}
 
 
-def _count_cache_hits(event: str, **kwargs) -> None:
-  if event == "/jax/compilation_cache/cache_hits":
-    _cache_hits[0] += 1
+def _count_cache_events(event: str, **kwargs) -> None:
+  if event in _cache_events:
+    _cache_events[event] += 1
 
 
-jax.monitoring.register_event_listener(_count_cache_hits)
+jax.monitoring.register_event_listener(_count_cache_events)
 
 
 @contextlib.contextmanager
