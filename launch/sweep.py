@@ -126,7 +126,8 @@ def main(argv):
   summary = sweep.run(config, _WORKDIR.value, task_index=task_index, num_tasks=num_tasks,
                       sources=_SOURCES.value)
   print(console.format_table([{k: summary[k] for k in (
-      "cells_in_grid", "cells_in_task", "cells_run", "compilations", "wall_s", "mean_cell_s")}],
+      "cells_in_grid", "cells_in_task", "cells_run", "compilations", "wall_s", "mean_cell_s",
+      "seed_epochs", "seed_epochs_per_s")}],
       floatfmt=".1f"))
   print(f"records: {summary['results']}")
   if is_primary() and (_REPORT.value or (_REPORT.value is None and num_tasks == 1)):

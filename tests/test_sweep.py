@@ -195,6 +195,8 @@ def test_smoke_sweep_in_two_tasks_resumes_without_recompiling(smoke_config, pret
   assert [s["cells_run"] for s in first] == [2, 2]
   records, _ = results.load([workdir])
   assert len(records) == 4 * config.train.num_seeds
+  # the source was copied in, not trained: the work done is the cells' epochs
+  assert sum(s["seed_epochs"] for s in first) == sum(r.epochs for r in records)
   assert not results.check_overlap(records)
   assert {r.task for r in records} == {"0/2", "1/2"}
   assert all(0.0 <= r.micro_f1 <= 1.0 and r.epochs >= 1 for r in records)
@@ -367,9 +369,14 @@ def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config
   assert cells["wall_over_calibration"] > 0 and p["projected_s_expected"] > 0
   assert "Expected" in cost.describe(p) and "2 recorded cells ran" in cost.describe(p)
   assert sweep.plan(config, workdir=workdir, sources=["syn_smoke_a"])["to_run"] == []
-  assert sweep.run(config, workdir, progress=False)["cells_run"] == 1  # the rest
+  rest = sweep.run(config, workdir, progress=False)
+  assert rest["cells_run"] == 1
   records, _ = results.load([workdir])
   assert {r.source for r in records} == {None, "syn_smoke_a", "syn_smoke_c"}
+  # the work done: syn_smoke_c's pretraining and the cell transferring from it
+  pretrained_c = json.loads((workdir / "sources" / "syn_smoke_c" / "result.json").read_text())
+  assert rest["seed_epochs"] == (sum(s["epochs"] for s in pretrained_c["per_seed"])
+                                 + sum(r.epochs for r in records if r.source == "syn_smoke_c"))
 
 
 def test_size_cap_by_target_lets_each_target_reach_its_own_train_split():

@@ -13,16 +13,16 @@ against
 The same windows (the prepared-data cache both read), the same network
 (multiresnet_torch.py, the default Multi-ResNet), the same schedule: each seed trains
 on `size` windows of the train split drawn at random in batches of 256 for `epochs`
-epochs, scores the validation split after every epoch and keeps the best epoch's
-weights, then predicts the test split; prints the test micro-F1 per seed. Seeds run
-one after another, as a PyTorch user would write it. Measures cost, not the
-protocol: the subset is not stratified, and nothing is written to disk.
+epochs (training.py: Adam under Keras' decay, the L2 penalty), scores the validation
+split after every epoch and keeps the best epoch's weights, then predicts the test
+split; prints the test micro-F1 per seed. Seeds run one after another, as a PyTorch
+user would write it. Measures cost, not the protocol: the subset is not stratified,
+and nothing is written to disk.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from multiresnet_torch import MultiResNet  # noqa: E402
+from training import fit, scores, tensors  # noqa: E402
 
 from configs import real  # noqa: E402
 from xfer_jax.data import prepare  # noqa: E402  (numpy only: reads the prepared-data cache)
@@ -53,35 +54,13 @@ def main():
   config.data.data_dir = args.data_dir
   data = prepare(args.target, config.data)
   subset = np.random.default_rng(0).permutation(len(data.splits["train"]))[:args.size]
-  split = lambda s, rows=slice(None): (torch.tensor(data.splits[s].x_NxWx3[rows]),
-                                       torch.tensor(data.splits[s].y_N[rows], dtype=torch.long))
-  (x, y), (xv, yv), (xt, yt) = split("train", subset), split("val"), split("test")
-  batch = config.train.batch_size
+  train = tensors(data.splits["train"], subset)
+  val, test = tensors(data.splits["val"]), tensors(data.splits["test"])
   for seed in range(args.seeds):
     torch.manual_seed(seed)
-    net = MultiResNet(data.num_classes, window=x.shape[1])
-    opt = torch.optim.Adam(net.parameters(), lr=config.optim.learning_rate,
-                           eps=config.optim.eps)
-    best_loss, best = float("inf"), None
-    for _ in range(args.epochs):
-      net.train()
-      order = torch.randperm(len(x))
-      for i in range(0, len(x), batch):
-        rows = order[i:i + batch]
-        opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(net(x[rows]), y[rows]) + (
-            config.optim.l2 * net.l2())
-        loss.backward()
-        opt.step()
-      net.eval()
-      with torch.no_grad():
-        val_loss = torch.nn.functional.cross_entropy(net(xv), yv).item()
-      if val_loss < best_loss:
-        best_loss, best = val_loss, copy.deepcopy(net.state_dict())
-    net.load_state_dict(best)
-    with torch.no_grad():
-      predicted = net(xt).argmax(1).numpy()
-    print(f"seed {seed}: test micro-F1 {np.mean(predicted == yt.numpy()):.3f}")
+    net = MultiResNet(data.num_classes, window=train[0].shape[1])
+    fit(net, train, val, args.epochs, 0, config)
+    print(f"seed {seed}: test micro-F1 {scores(net, test)[0]:.3f}")
   print(f"finished in {time.perf_counter() - START:.1f} s of the process (torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads)")
 

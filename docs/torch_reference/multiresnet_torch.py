@@ -66,12 +66,12 @@ class Spectral(nn.Module):
 
 
 class Tower(nn.Module):
-  def __init__(self, filters=(16, 32, 64)):
+  def __init__(self, filters=(16, 32, 64), layers=2, kernel=5, spectral=None):
     super().__init__()
     widths = (1, *filters)
-    self.blocks = nn.ModuleList([ResidualBlock(widths[i], widths[i + 1])
+    self.blocks = nn.ModuleList([ResidualBlock(widths[i], widths[i + 1], layers, kernel)
                                  for i in range(len(filters))])
-    self.spectral = Spectral()
+    self.spectral = Spectral(**(spectral or {}))
 
   def forward(self, x_BxL):
     x = x_BxL[:, None, :]
@@ -81,9 +81,10 @@ class Tower(nn.Module):
 
 
 class MultiResNet(nn.Module):
-  def __init__(self, num_classes: int, window: int = 100, dense=(128, 64), dropout=0.5):
+  def __init__(self, num_classes: int, window: int = 100, dense=(128, 64), dropout=0.5,
+               **tower):
     super().__init__()
-    self.towers = nn.ModuleList([Tower() for _ in range(3)])
+    self.towers = nn.ModuleList([Tower(**tower) for _ in range(3)])
     with torch.no_grad():
       features = sum(t(torch.zeros(2, window)).shape[1] for t in self.towers)
     self.dense = nn.ModuleList([nn.Linear(features, dense[0]), nn.Linear(dense[0], dense[1])])
@@ -130,3 +131,16 @@ def load_jax(model: MultiResNet, variables) -> None:
     layer.bias.data.copy_(t(p[f"dense_{i}"]["bias"]))
   model.head.weight.data.copy_(t(p["head"]["kernel"]).T)
   model.head.bias.data.copy_(t(p["head"]["bias"]))
+
+
+def from_config(model, num_classes: int, window: int, rate_hz: float = 25.0) -> MultiResNet:
+  """The network an xfer_jax `config.model` describes (towers over x, y, z only)."""
+  if model.get("use_magnitude", False):
+    raise ValueError("multiresnet_torch has no magnitude tower (model.use_magnitude=True)")
+  spectral = dict(window=model.spectral_window, hop=model.spectral_hop,
+                  filters=model.spectral_filters, kernel=model.spectral_kernel_size,
+                  rate_hz=rate_hz)
+  return MultiResNet(num_classes, window, dense=tuple(model.dense_units),
+                     dropout=model.dropout, filters=tuple(model.filters),
+                     layers=model.layers_per_block, kernel=model.kernel_size,
+                     spectral=spectral)

@@ -219,14 +219,15 @@ def _read_only(path: Path) -> bool:
 
 
 def source_model(config, workdir: Path, source: str, progress: bool = False,
-                 wait: bool = True) -> tuple | None:
+                 wait: bool = True, trained: list | None = None) -> tuple | None:
   """The source's (params, batch stats, meta), training it first if no task has.
 
   The first task to need a source trains it under a lock; others block on the
   lock, then read the finished checkpoint, or with `wait` off get None at once
-  while another task trains it. A killed trainer leaves a resumable checkpoint
-  and releases the lock. The processes of one multi-process task train it
-  together, without the lock (each would wait for the others)."""
+  while another task trains it (`trained` gets the summary of a source trained
+  here). A killed trainer leaves a resumable checkpoint and releases the lock.
+  The processes of one multi-process task train it together, without the lock
+  (each would wait for the others)."""
   source_dir = sources_dir(config, workdir) / source
   done = lambda: _agreed((source_dir / "result.json").exists())
 
@@ -234,7 +235,9 @@ def source_model(config, workdir: Path, source: str, progress: bool = False,
     source_config = config.copy_and_resolve_references()
     source_config.source = source
     logging.info("training source model %s in %s", source, source_dir)
-    experiment.pretrain(source_config, source_dir, progress=progress)
+    summary = experiment.pretrain(source_config, source_dir, progress=progress)
+    if trained is not None:
+      trained.append(summary)
 
   if jax.process_count() > 1:
     if not done():
@@ -320,6 +323,8 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
     if bar and todo:  # said at once: the first cell also prepares and compiles
       bar.update(0, f"{todo[0].name}: starting (the first cells compile)")
     sources: dict[str, tuple] = {}
+    trained_sources: list[dict] = []
+    seed_epochs = 0  # of the cells run and the sources trained here
     start = time.monotonic()
     pending = collections.deque(todo)
     deferred = 0  # cells put back in a row: all of them waiting on other tasks' sources
@@ -330,7 +335,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
         if cell.source is not None and cell.source not in sources:
           # While another task trains this source, run the cells that do not need it.
           source = source_model(config, workdir, cell.source, wait=deferred > len(pending),
-                                progress=bar is not None)
+                                progress=bar is not None, trained=trained_sources)
           if source is None:
             pending.append(cell)
             deferred += 1
@@ -360,6 +365,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
             task=f"{task_index}/{num_tasks}") for r in summary["per_seed"] if r["seed"] in want]
         if is_primary():
           results.append(out_path, cell_records)
+        seed_epochs += sum(r.epochs for r in cell_records)
         if config.runtime.get("tensorboard", True):
           tensorboard.write_cell(workdir / "tensorboard",
                                  f"{cell.target}/{cell.source or BASELINE}/n{cell.size}_k{cell.blocks}",
@@ -370,10 +376,12 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
         done_cells += 1
         if bar:
           bar.update(done_cells, f"{cell.name}: micro-F1 {summary['micro_f1_mean']:.3f}")
+    wall_s = time.monotonic() - start
+    seed_epochs += sum(seed["epochs"] for s in trained_sources for seed in s["per_seed"])
     return {"workdir": str(workdir), "results": str(out_path), "cells_in_task": len(mine),
             "cells_run": len(todo), "cells_in_grid": len(cells), "compilations": compiles.count,
-            "wall_s": time.monotonic() - start,
-            "mean_cell_s": (time.monotonic() - start) / len(todo) if todo else 0.0,
+            "wall_s": wall_s, "mean_cell_s": wall_s / len(todo) if todo else 0.0,
+            "seed_epochs": seed_epochs, "seed_epochs_per_s": seed_epochs / wall_s if wall_s else 0.0,
             "seeds": experiment.seeds(config), "config_key": key,
             "sizes": sorted({c.size for c in cells}), "pairs": len(pairs(config))}
 
