@@ -24,7 +24,7 @@ from ml_collections import config_flags
 
 import launch
 from launch import start_process
-from xfer_jax import console
+from xfer_jax import config_fields, console
 from xfer_jax.engine.runtime import is_primary
 from xfer_jax.grid import cost, results, sweep
 from xfer_jax.study import report
@@ -76,7 +76,7 @@ def run_local_tasks(config, workdir: Path, count: int, argv: list[str]) -> None:
   # prepared here first, so the tasks read the datasets from the cache
   cells = sweep.expand(config, sweep.train_sizes(config))
   workdir.mkdir(parents=True, exist_ok=True)
-  key = results.claim_grid(workdir, results.grid_fields(config))
+  key = results.claim_grid(workdir, config_fields.grid_fields(config))
   logs = [workdir / f"task-{i}.log" for i in range(count)]
   with contextlib.ExitStack() as stack:
     children = [subprocess.Popen(

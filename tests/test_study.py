@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from xfer_jax import study
+from xfer_jax import config_fields, study
 from xfer_jax.grid import results
 from xfer_jax.grid.records import Record, source_label
 from xfer_jax.study import report, stats
@@ -350,15 +350,14 @@ def test_the_third_studys_grids_differ_only_by_arm_and_fold_and_its_questions_na
   from pathlib import Path
 
   from configs import real_v3
-  from xfer_jax.grid import results
   from xfer_jax.study import contrasts
   shared = lambda fields: {k: v for k, v in fields.items()
                            if not k.startswith(study.STRATEGY_FIELDS) and k != study.FOLD_FIELD}
-  base = shared(results.grid_fields(real_v3.get_config("baseline,fold=0")))
+  base = shared(config_fields.grid_fields(real_v3.get_config("baseline,fold=0")))
   for arm in real_v3.ARMS:
     for fold in range(real_v3.FOLDS):
       config = real_v3.get_config(f"{arm},fold={fold}")
-      assert shared(results.grid_fields(config)) == base, (arm, fold)
+      assert shared(config_fields.grid_fields(config)) == base, (arm, fold)
       assert config.data.fold == fold and config.adapt.short_classes == "all"
   design_path = Path(__file__).resolve().parents[1] / "docs/results/real_v3/design.json"
   design = contrasts.Design.from_dict(json.loads(design_path.read_text()))

@@ -15,6 +15,7 @@ import pytest
 
 from configs import paper, real_v2, smoke
 from tests.conftest import REPO
+from xfer_jax import config_fields
 from xfer_jax.data import prepare
 from xfer_jax.grid import results, sweep
 from xfer_jax.grid.records import Record
@@ -82,20 +83,20 @@ def test_truncated_last_line_is_skipped_then_repaired(tmp_path, caplog):
 
 def test_a_workdir_refuses_another_grid(tmp_path):
   config = smoke.get_config()
-  results.claim_grid(tmp_path, results.grid_fields(config))
-  results.claim_grid(tmp_path, results.grid_fields(config))  # the same grid: fine
+  results.claim_grid(tmp_path, config_fields.grid_fields(config))
+  results.claim_grid(tmp_path, config_fields.grid_fields(config))  # the same grid: fine
   config.train.max_epochs = 99
   config.sweep.sizes = (20,)
   with pytest.raises(results.ResultsError, match=r"sweep.sizes.*train.max_epochs"):
-    results.claim_grid(tmp_path, results.grid_fields(config))
+    results.claim_grid(tmp_path, config_fields.grid_fields(config))
   config = smoke.get_config()
   for name, value in [("checkpoint_every", 1), ("seed_chunk", 2), ("epoch_loop", "device"),
                       ("eval_batch_size", 64), ("batch_devices", 2), ("num_devices", 1),
                       ("conv", "unfold")]:
     config.runtime[name] = value  # how it runs, not what it computes: the same grid
   config.data.cache_dir = "elsewhere"
-  assert results.claim_grid(tmp_path, results.grid_fields(config)) == results.config_key(
-      results.grid_fields(smoke.get_config()))
+  assert results.claim_grid(tmp_path, config_fields.grid_fields(config)) == results.config_key(
+      config_fields.grid_fields(smoke.get_config()))
 
 
 def test_a_workdir_of_the_first_format_keeps_its_key(tmp_path):
@@ -104,7 +105,7 @@ def test_a_workdir_of_the_first_format_keeps_its_key(tmp_path):
   model.bn_momentum left out at 0.99, no model.dtype. The same grid today resumes
   it under its old key; another grid is still refused by field."""
   config = smoke.get_config()
-  fields = results.grid_fields(config)
+  fields = config_fields.grid_fields(config)
   old = {k: v for k, v in fields.items() if k not in ("model.dtype", "model.bn_momentum")}
   old.update({"model.num_blocks": 2, "adapt.validation": "target_val"})
   (tmp_path / "sweep.json").write_text(json.dumps({"config_key": "0123456789abcdef",
@@ -112,7 +113,7 @@ def test_a_workdir_of_the_first_format_keeps_its_key(tmp_path):
   assert results.claim_grid(tmp_path, fields) == "0123456789abcdef"
   config.model.bn_momentum = 0.9
   with pytest.raises(results.ResultsError, match=r"model.bn_momentum: saved 0.99 vs given 0.9"):
-    results.claim_grid(tmp_path, results.grid_fields(config))
+    results.claim_grid(tmp_path, config_fields.grid_fields(config))
 
 
 def test_a_workdir_saved_before_later_fields_keeps_its_key(tmp_path):
@@ -122,7 +123,7 @@ def test_a_workdir_saved_before_later_fields_keeps_its_key(tmp_path):
   added fields kept by hand; a value other than the one it computed with is refused
   by field, and a field added at its default leaves a new grid's key as it was."""
   config = smoke.get_config()
-  fields = results.grid_fields(config)
+  fields = config_fields.grid_fields(config)
   later = [k for k in fields if k.startswith(("pretext.", "adapt.", "pool.")) or k in
            ("train.stop_on", "transfer.head_init", "data.folds", "data.fold")]
   old = {k: v for k, v in fields.items() if k not in later}
@@ -133,7 +134,7 @@ def test_a_workdir_saved_before_later_fields_keeps_its_key(tmp_path):
   config.train.stop_on = "val_accuracy"
   with pytest.raises(results.ResultsError,
                      match=r"train.stop_on: saved 'val_loss' vs given 'val_accuracy'"):
-    results.claim_grid(tmp_path, results.grid_fields(config))
+    results.claim_grid(tmp_path, config_fields.grid_fields(config))
   # the key covers the fields that differ from their defaults only
   assert results.config_key({k: v for k, v in fields.items() if k not in later}) == (
       results.config_key(fields))
@@ -167,9 +168,9 @@ def test_report_aggregates_and_refuses_mixed_grids(tmp_path):
   other = tmp_path / "other"
   config = smoke.get_config()
   (run / "results.jsonl").unlink()  # records with no sweep.json: refused; written again below
-  results.claim_grid(run, results.grid_fields(config))
+  results.claim_grid(run, config_fields.grid_fields(config))
   config.train.num_seeds = 5
-  results.claim_grid(other, results.grid_fields(config))
+  results.claim_grid(other, config_fields.grid_fields(config))
   results.append(other / "results.jsonl",
                  [_record(config_key=results.read_grid(other)["config_key"])])
   (run / "results.jsonl").write_text("".join(
@@ -421,13 +422,13 @@ def test_the_expected_cost_is_what_the_same_work_took_before(smoke_config):
 
 
 def test_the_second_studys_variants_change_only_their_fields():
-  fields = lambda arg: results.grid_fields(real_v2.get_config(arg))
+  fields = lambda arg: config_fields.grid_fields(real_v2.get_config(arg))
   base = fields("discriminative")
-  assert results.differing_fields(fields("discriminative,val_accuracy"), base) == ["train.stop_on"]
+  assert config_fields.differing_fields(fields("discriminative,val_accuracy"), base) == ["train.stop_on"]
   assert fields("discriminative,val_accuracy")["train.stop_on"] == "val_accuracy"
   both = fields("discriminative,full,val_accuracy")
-  assert set(results.differing_fields(both, fields("discriminative,full"))) == {"train.stop_on"}
-  assert results.differing_fields(fields("discriminative,zero_head"), base) == [
+  assert set(config_fields.differing_fields(both, fields("discriminative,full"))) == {"train.stop_on"}
+  assert config_fields.differing_fields(fields("discriminative,zero_head"), base) == [
       "transfer.head_init"]
   with pytest.raises(ValueError, match=r"variants of \('full', 'val_accuracy', 'zero_head'\)"):
     real_v2.get_config("discriminative,val_loss")

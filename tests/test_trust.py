@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from xfer_jax import experiment
+from xfer_jax import config_fields, experiment
 from xfer_jax.engine import checkpoints, workdirs
 from xfer_jax.errors import explain
 from xfer_jax.grid import results, sweep
@@ -266,7 +266,7 @@ def test_a_refused_sweep_leaves_no_new_files(smoke_config, tmp_path):
   with pytest.raises(sweep.SweepError, match="task_index=3 with num_tasks=2"):
     sweep.run(smoke_config, workdir, task_index=3, num_tasks=2, progress=False)
   assert not workdir.exists()
-  results.claim_grid(tmp_path, results.grid_fields(smoke_config))
+  results.claim_grid(tmp_path, config_fields.grid_fields(smoke_config))
   listing = sorted(tmp_path.rglob("*"))
   other = smoke_config.copy_and_resolve_references()
   other.train.max_epochs = 3

@@ -3,7 +3,7 @@ builds on it).
 
 A field's default is the value that reproduces what was computed before the field
 existed, so a config saved before it (a workdir's config.json, a grid's
-sweep.json) reads as the same config now (results.science_fields).
+sweep.json) reads as the same config now (config_fields.science_fields).
 """
 
 from ml_collections import ConfigDict

@@ -1,7 +1,7 @@
 """A run's workdir: the config it was trained with, pinned, and the state to resume.
 
   workdir/config.json     the run's config; a rerun may change config.runtime, never
-                          the science (results.science_fields)
+                          the science (config_fields.science_fields)
   workdir/checkpoints/    the FitState of the last saved epoch (loop.save_fit_state)
 """
 
@@ -11,12 +11,12 @@ import json
 import logging
 from pathlib import Path
 
+from xfer_jax import config_fields
 from xfer_jax.data.atomic import write_text
 from xfer_jax.engine import checkpoints
 from xfer_jax.engine.loop import FitState, restore_fit_state
 from xfer_jax.engine.runner import Runner
 from xfer_jax.errors import UserError
-from xfer_jax.grid import results
 
 # config groups a phase does not read: a rerun may change them
 UNREAD = {"pretrain": ("target", "adapt.", "transfer.", "sweep.", "datasets"),
@@ -28,8 +28,8 @@ class WorkdirError(UserError, ValueError):
 
 
 def run_fields(config, phase: str) -> dict[str, object]:
-  """The science fields (results.science_fields) that a phase's numbers depend on."""
-  return {k: v for k, v in results.science_fields(config).items()
+  """The science fields (config_fields.science_fields) that a phase's numbers depend on."""
+  return {k: v for k, v in config_fields.science_fields(config).items()
           if not k.startswith(UNREAD[phase.split("_")[0]])}
 
 
@@ -60,7 +60,7 @@ def pin_config(workdir: Path, config, phase: str, write: bool = True) -> None:
 def _same_run(saved: dict, given: dict, what: str) -> None:
   if saved != given:
     raise WorkdirError(
-        f"{what} ({results.describe_differences(saved, given, ('saved', 'given'))}); rerun "
+        f"{what} ({config_fields.describe_differences(saved, given, ('saved', 'given'))}); rerun "
         "with the saved config to resume it, or give a fresh --workdir. Only config.runtime "
         "may change")
 

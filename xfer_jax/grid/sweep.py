@@ -47,7 +47,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from xfer_jax import console, experiment, transfer
+from xfer_jax import config_fields, console, experiment, transfer
 from xfer_jax.data import DataError, cap_sizes, pool, prepare
 from xfer_jax.engine import tensorboard
 from xfer_jax.engine.runtime import CompileCounter, is_primary
@@ -305,7 +305,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
 
   cells = expand(config, {d: len(dataset(d).splits["train"]) for d in datasets(config)})
   mine = of_sources(config, task_slice(cells, task_index, num_tasks), sources)
-  fields = results.grid_fields(config)
+  fields = config_fields.grid_fields(config)
   results.grid_key(workdir, fields)  # another grid's workdir is refused before any write
   workdir.mkdir(parents=True, exist_ok=True)
   # one process per task slice: a second one is refused (the lock dies with its holder)
@@ -413,7 +413,7 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
   recorded, trained, past_sources = {}, set(), []
   if workdir is not None:
     workdir = Path(workdir)
-    key = results.grid_key(workdir, results.grid_fields(config))  # another grid's: refused
+    key = results.grid_key(workdir, config_fields.grid_fields(config))  # another grid's: refused
     recorded = results.recorded(workdir, key, quiet=True) if key else {}
     trained = {s for s in {c.source for c in mine} - {None}
                if (sources_dir(config, workdir) / s / "result.json").exists()}

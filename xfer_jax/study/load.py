@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xfer_jax import config_fields
 from xfer_jax.data.atomic import write_bytes
 from xfer_jax.grid import results
 from xfer_jax.grid.records import Record
@@ -63,7 +64,7 @@ def load(root: str | os.PathLike) -> tuple[list[Record], dict[str, dict]]:
     fields = {k: v for k, v in fields.items() if k != FOLD_FIELD}
     if strategy in grids and grids[strategy] != fields:
       raise StudyError(f"{folder}: its grid differs from the other folds of {strategy!r} in "
-                       f"more than the fold ({results.describe_differences(fields, grids[strategy])})")
+                       f"more than the fold ({config_fields.describe_differences(fields, grids[strategy])})")
     grids[strategy] = fields
     records += [dataclasses.replace(r, strategy=strategy) for r in grid_records]
   if BASELINE not in grids:
@@ -72,7 +73,7 @@ def load(root: str | os.PathLike) -> tuple[list[Record], dict[str, dict]]:
             for s, f in grids.items()}
   for strategy, fields in shared.items():
     if fields != shared[BASELINE]:
-      differences = results.describe_differences(fields, shared[BASELINE], (strategy, BASELINE))
+      differences = config_fields.describe_differences(fields, shared[BASELINE], (strategy, BASELINE))
       raise StudyError(f"{root / strategy}: its grid differs from {root / BASELINE} in more than "
                        f"the strategy ({differences})")
   return records, grids

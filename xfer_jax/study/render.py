@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from xfer_jax import config_fields
 from xfer_jax.console import format_markdown
 from xfer_jax.data.atomic import write_bytes, write_text
-from xfer_jax.grid import results
 from xfer_jax.grid.records import Record, source_label
 from xfer_jax.study import contrasts, report, stats
 from xfer_jax.study.analysis import (
@@ -302,7 +302,7 @@ def _against_lines(records, grids, name: str, ref_records, ref_grids) -> list[st
   return [
       f"## Against the reference study `{name}`", "",
       "This study reruns cells of the reference with: "
-      + (results.describe_differences(changed, original, ("here", "there")) or "no setting changed")
+      + (config_fields.describe_differences(changed, original, ("here", "there")) or "no setting changed")
       + ". On the cells both ran, per arm, each seed's values averaged over the cells, "
       f"then tested over the seeds ({stats.CORRECTION}-corrected within each table). "
       "Epochs: those each run trained (lp_ft: its fine-tuning phase).", "",
