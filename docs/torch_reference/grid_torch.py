@@ -42,6 +42,7 @@ from training import fit, scores, tensors  # noqa: E402
 from xfer_jax.data import adaptation_rows, prepare  # noqa: E402  (numpy only)
 
 MODES = ("baseline", "freeze_k_copy_rest")
+CELL_STREAM = 1_000  # cells' seeds are drawn apart from the sources' (0, 1, ...)
 
 
 def load_config(path: str, data_dir: str | None):
@@ -116,7 +117,9 @@ def main():
     val, test = tensors(prepared.splits["val"]), tensors(prepared.splits["test"])
     micro = []
     for record, rows in zip(records, rows_Sxn):
-      torch.manual_seed(record["seed"])
+      # not the source's stream: a head drawn as the source's first was drawn starts
+      # where the source's barely-trained head did, a classifier for similar classes
+      torch.manual_seed(CELL_STREAM + record["seed"])
       net = new_net(prepared)
       if source:
         weights = sources[source][record["seed"]]
