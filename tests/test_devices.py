@@ -18,6 +18,11 @@ import pytest
 from xfer_jax.engine import checkpoints, devices
 
 REPO = Path(__file__).resolve().parents[1]
+# one block of one layer (as tests/test_runner.py): every kind of layer, a third of
+# the smoke network's compile time in each child
+ONE_BLOCK = ("--config.model.filters=(8,)", "--config.model.layers_per_block=1",
+             "--config.model.dense_units=(16,)")
+
 
 def _pretrain(workdir, smoke_config, *flags, env_update=None, processes=1):
   """launch.pretrain of the smoke config in `processes` child processes (several:
@@ -25,7 +30,7 @@ def _pretrain(workdir, smoke_config, *flags, env_update=None, processes=1):
   env = _child_env(**(env_update or {}))
   command = [sys.executable, "-m", "launch.pretrain", "--config=configs/smoke.py",
              f"--workdir={workdir}", f"--config.data.cache_dir={smoke_config.data.cache_dir}",
-             *flags]
+             *ONE_BLOCK, *flags]
   if processes > 1:
     with socket.socket() as s:
       s.bind(("localhost", 0))
