@@ -18,7 +18,11 @@ def profile_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(profile_dir):
   done = subprocess.run(
-      [sys.executable, "-m", "launch.benchmark", "--config=configs/smoke.py", "--seeds=2",
+      # one block of one layer (as tests/test_runner.py): what the report says holds
+      # together whatever the network, at a third of the smoke network's compile time
+      [sys.executable, "-m", "launch.benchmark", "--config=configs/smoke.py",
+       "--config.model.filters=(8,)", "--config.model.layers_per_block=1",
+       "--config.model.dense_units=(16,)", "--seeds=2",
        "--steps=2", "--repeats=2", "--eval_windows=64", "--cell_size=20", "--cell_epochs=3", "--json",
        f"--profile_dir={profile_dir}"],
       cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -30,7 +34,7 @@ def test_training_rows_compare_with_one_seed_and_the_matmul_rate(report):
   rows = report["training"]
   # one seed; 2 seeds in the engine's chunks (one per call on CPU); 2 in one vmapped call
   assert [(r["seeds"], r["seed_chunks"]) for r in rows] == [(1, 1), (2, 2), (2, 1)]
-  assert report["train_flops_per_window"] > 1e6 and report["matmul_gflops"] > 0
+  assert report["train_flops_per_window"] > 1e5 and report["matmul_gflops"] > 0
   assert report["timed_repeats"] == 2
   for r in rows:
     assert r["compiles_in_timed_epoch"] == 0 and r["transfer_guard"] == "ok"
