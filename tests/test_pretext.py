@@ -1,6 +1,7 @@
 """Self-supervised pretraining: augmentations, pretext labels, unlabelled sources,
 and an SSL source transferred by the supervised rules."""
 
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -124,15 +125,18 @@ def _multitask(tasks=objectives.TASKS, transform_prob=0.5):
 def test_multitask_labels_say_which_transforms_were_applied():
   x = jax.vmap(_window)(jnp.arange(64))
   mask = jnp.ones(64, bool)
+  # five programs that run once: compiled without LLVM's optimisation (as the engine's
+  # run-once programs), a third of the compile time; what they compute is the same
+  jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
   for t, task in enumerate(objectives.TASKS):  # one task alone: labels and transform agree
-    views, applied, _ = jax.jit(_multitask([task]).views)(jax.random.key(t), x, None, mask)
+    views, applied, _ = jit(_multitask([task]).views)(jax.random.key(t), x, None, mask)
     applied = np.asarray(applied[:, 0])
     assert 10 < applied.sum() < 54
     changed = np.any(np.asarray(views) != np.asarray(x), axis=(1, 2))
     np.testing.assert_array_equal(changed, applied)
     if task == "arrow_of_time":
       np.testing.assert_array_equal(np.asarray(views)[applied], np.asarray(x)[applied][:, ::-1])
-  views, applied, _ = jax.jit(_multitask().views)(jax.random.key(9), x, None, mask)
+  views, applied, _ = jit(_multitask().views)(jax.random.key(9), x, None, mask)
   untouched = ~np.asarray(applied).any(1)
   np.testing.assert_array_equal(np.asarray(views)[untouched], np.asarray(x)[untouched])
   assert np.all(np.any(np.asarray(views)[~untouched] != np.asarray(x)[~untouched], axis=(1, 2)))
