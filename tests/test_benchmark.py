@@ -19,7 +19,7 @@ def profile_dir(tmp_path_factory):
 def report(profile_dir):
   done = subprocess.run(
       # one block of one layer (as tests/test_runner.py): what the report says holds
-      # together whatever the network, at a third of the smoke network's compile time
+      # together whatever the network, at about half the smoke network's compile time
       [sys.executable, "-m", "launch.benchmark", "--config=configs/smoke.py",
        "--config.model.filters=(8,)", "--config.model.layers_per_block=1",
        "--config.model.dense_units=(16,)", "--seeds=2",

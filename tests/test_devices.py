@@ -18,7 +18,7 @@ import pytest
 from xfer_jax.engine import checkpoints, devices
 
 REPO = Path(__file__).resolve().parents[1]
-# one block of one layer (as tests/test_runner.py): every kind of layer, a third of
+# one block of one layer (as tests/test_runner.py): every kind of layer, about half
 # the smoke network's compile time in each child
 ONE_BLOCK = ("--config.model.filters=(8,)", "--config.model.layers_per_block=1",
              "--config.model.dense_units=(16,)")

@@ -126,7 +126,7 @@ def test_multitask_labels_say_which_transforms_were_applied():
   x = jax.vmap(_window)(jnp.arange(64))
   mask = jnp.ones(64, bool)
   # five programs that run once: compiled without LLVM's optimisation (as the engine's
-  # run-once programs), a third of the compile time; what they compute is the same
+  # run-once programs), two thirds of the compile time; what they compute is the same
   jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
   for t, task in enumerate(objectives.TASKS):  # one task alone: labels and transform agree
     views, applied, _ = jit(_multitask([task]).views)(jax.random.key(t), x, None, mask)

@@ -33,8 +33,8 @@ def config(smoke_config):
   config = smoke_config.copy_and_resolve_references()
   config.model.dtype = "float64"
   # one block of one layer: every kind of layer the runner's programs carry (a
-  # temporal, a shortcut and a spectral convolution, batch norms, a dense head) at a
-  # third of the smoke network's compile time; more blocks repeat them
+  # temporal, a shortcut and a spectral convolution, batch norms, a dense head) at
+  # about half the smoke network's compile time; more blocks repeat them
   config.model.filters, config.model.layers_per_block, config.model.dense_units = (8,), 1, (16,)
   return config
 
