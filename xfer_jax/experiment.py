@@ -29,7 +29,6 @@ from xfer_jax.data import (
   inner_validation,
   prepare,
 )
-from xfer_jax.data.atomic import write_text
 from xfer_jax.engine import checkpoints, programs, workdirs
 from xfer_jax.engine.loop import (
   LAST,
@@ -133,16 +132,8 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
     for mine, probed in zip(summary["per_seed"], summaries[0]["per_seed"]):
       mine.update(probe_epochs=probed["epochs"], probe_best_epoch=probed["best_epoch"])
     if workdir is not None and is_primary():
-      _write_result(workdir, summary)
+      workdirs.write_result(workdir, summary)
   return summary
-
-
-def _write_result(workdir: Path, summary: dict) -> None:
-  """workdir/result.json, left as it is where it already says the same."""
-  text = json.dumps(summary, indent=2)
-  path = workdir / "result.json"
-  if not path.exists() or path.read_text() != text:
-    write_text(path, text)
 
 
 def train_and_evaluate(config, workdir: str | Path | None, prepared: Prepared, *, phase: str,
@@ -173,12 +164,12 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
   check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1, supervised)
   runner = runner or programs.build_runner(
       config, prepared.num_classes if supervised else objective.num_outputs, objective=objective)
-  keys, run_seeds = seed_keys(tc.seed, tc.num_seeds), seeds(config)
+  run_seeds, keys = seeds(config), seed_keys(tc.seed, tc.num_seeds)
+  val_set = evaluation.selection_set(prepared, selection, val_rows_Sxv,
+                                     runner.settings.eval_batch_size)
   train = prepared.splits["train"]
   batches = Batches.create(train.x_NxWx3, train.y_N, tc.num_seeds, tc.batch_size,
                            train_index_Sxn, capacity)
-  val_set = evaluation.selection_set(prepared, selection, val_rows_Sxv,
-                                     runner.settings.eval_batch_size)
   hooks = [ProgressBar(tc.max_epochs, phase)] if progress else []
   meta = {"phase": phase, "dataset": prepared.name, "class_names": list(prepared.class_names),
           "seeds": run_seeds, "config": json.loads(config.to_json_best_effort()),
@@ -189,11 +180,12 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
     workdirs.pin_config(workdir, config, phase, write=is_primary())
     ckpt = checkpoints.Checkpoints(workdir / "checkpoints")
     state = workdirs.resume(ckpt, runner, meta)
-    if state is not None and (state.done or state.epoch >= tc.max_epochs) and (
-        workdir / "result.json").exists():
+    finished = state is not None and (state.done or state.epoch >= tc.max_epochs)
+    result = workdirs.read_result(workdir) if finished else None
+    if result is not None:
       # a finished run: its result as it was written (a read-only workdir reruns)
       ckpt.close()
-      return json.loads((workdir / "result.json").read_text()), state
+      return result, state
     if runner.settings.tensorboard:
       hooks.append(TensorBoardWriter(workdir / "tensorboard", phase))
     hooks += [MetricsWriter(workdir / "metrics.jsonl", phase),
@@ -231,5 +223,5 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
       **{f"{k}_mean": float(np.mean([r[k] for r in per_seed])) for k in headline},
       **{f"{k}_std": float(np.std([r[k] for r in per_seed])) for k in headline}}
   if workdir is not None and is_primary():
-    _write_result(workdir, summary)
+    workdirs.write_result(workdir, summary)
   return summary, state

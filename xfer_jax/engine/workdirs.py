@@ -3,6 +3,7 @@
   workdir/config.json     the run's config; a rerun may change config.runtime, never
                           the science (config_fields.science_fields)
   workdir/checkpoints/    the FitState of the last saved epoch (loop.save_fit_state)
+  workdir/result.json     the finished run's scores (experiment.train_and_evaluate)
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from xfer_jax.errors import UserError
 # config groups a phase does not read: a rerun may change them
 UNREAD = {"pretrain": ("target", "adapt.", "transfer.", "sweep.", "datasets"),
           "adapt": ("source", "sweep.", "datasets", "pretext.", "pool.")}
+
+
+RESULT = "result.json"
 
 
 class WorkdirError(UserError, ValueError):
@@ -108,3 +112,18 @@ def resume(ckpt: checkpoints.Checkpoints, runner: Runner, meta: dict) -> FitStat
     ckpt.set_aside(step, why)
   logging.info("resuming %s from epoch %d", phase, state.epoch)
   return state
+
+
+def read_result(workdir: Path) -> dict | None:
+  """workdir/result.json, or None before the run has finished."""
+  path = workdir / RESULT
+  return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_result(workdir: Path, summary: dict) -> None:
+  """workdir/result.json, left as it is where it already says the same (a finished
+  run rerun on a read-only file system)."""
+  text = json.dumps(summary, indent=2)
+  path = workdir / RESULT
+  if not path.exists() or path.read_text() != text:
+    write_text(path, text)
