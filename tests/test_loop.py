@@ -114,8 +114,7 @@ def test_metrics_lines_per_epoch_and_seed_and_a_resumed_run_rewrites_its_own(run
 
 
 def test_progress_reaches_the_end_and_says_when_seeds_stopped_early(run):
-  bar = ProgressBar(50, "t")
-  bar.bar.stream = io.StringIO()
+  bar = ProgressBar(50, "t", stream=io.StringIO())
   state = run(max_epochs=50, hooks=[bar], patience=2)
   assert state.done and state.epoch < 50  # stopped early, every seed
   text = bar.bar.stream.getvalue()
@@ -271,6 +270,17 @@ def test_training_curves_are_written_for_tensorboard_as_metrics_jsonl_says(pretr
   got = {(run, tag, step): value for run, tag, step, value in events}
   assert got.keys() == expected.keys()
   assert all(np.float32(expected[k]) == np.float32(got[k]) for k in got)
+
+
+def test_a_resumed_bar_paces_by_the_steps_it_took(monkeypatch):
+  """A run resumed at epoch 4 of 10 that took 10 s for its fifth has 5 epochs of
+  10 s left, not 5 x 2 s (the 10 s spread over all five)."""
+  from xfer_jax import console
+  clock = iter([0.0, 10.0])
+  monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+  out = io.StringIO()
+  console.Progress(10, "pretrain", stream=out, done=4).update(5)
+  assert "5/10 00:10 elapsed, ETA 00:50" in out.getvalue()
 
 
 def test_the_eta_ranges_from_the_fastest_step_to_the_mean_one(monkeypatch):

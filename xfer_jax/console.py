@@ -44,8 +44,10 @@ def format_markdown(rows: Sequence[dict], columns: Sequence[str] | None = None,
 class Progress:
   """A one-line progress bar with ETA on stderr."""
 
-  def __init__(self, total: int, label: str = "", stream=None):
-    self.total, self.label, self.done = max(total, 1), label, 0
+  def __init__(self, total: int, label: str = "", stream=None, done: int = 0):
+    """done: the steps already behind it (a resumed run): its pace counts only the
+    steps taken since."""
+    self.total, self.label, self.done, self.first = max(total, 1), label, done, done
     self.start = self.last = time.monotonic()
     self.fastest = float("inf")  # the quickest step so far: one that compiled nothing
     self.stream = stream or sys.stderr
@@ -61,7 +63,8 @@ class Progress:
       self.fastest = min(self.fastest, (now - self.last) / (self.done - previous))
     self.last = now
     elapsed = now - self.start
-    per_step = elapsed / self.done if self.done else float("nan")
+    taken = self.done - self.first
+    per_step = elapsed / taken if taken else float("nan")
     left = self.total - self.done
     eta = _clock(per_step * left)
     if fewest_left is not None and self.done + fewest_left < self.total:

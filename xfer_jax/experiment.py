@@ -17,13 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from xfer_jax import evaluation, transfer
 from xfer_jax.checks import FIXED, INNER, ORACLE, check_config, check_trainable
 from xfer_jax.data import (
-  DataError,
   Prepared,
   adaptation_rows,
   inner_validation,
@@ -40,16 +38,11 @@ from xfer_jax.engine.loop import (
   fit,
   save_fit_state,
 )
-from xfer_jax.engine.runner import Batches, Runner, num_seeds_of
+from xfer_jax.engine.runner import Batches, Runner
 from xfer_jax.engine.runtime import is_primary
-from xfer_jax.engine.step import SUPERVISED, TrainState, seed_keys
+from xfer_jax.engine.step import SUPERVISED, TrainState, seed_keys, seed_numbers
 from xfer_jax.engine.tensorboard import TensorBoardWriter
 from xfer_jax.pretext import sources
-
-
-def seeds(config) -> list[int]:
-  """The run's seeds: seed s of a run is config.train.seed + s."""
-  return [config.train.seed + s for s in range(config.train.num_seeds)]
 
 
 def pretrain(config, workdir: str | Path, progress: bool = True) -> dict:
@@ -76,54 +69,26 @@ def adapt(config, workdir: str | Path | None, source_dir: str | Path | None = No
   size = size or ac.size
   budget, selection = ac.get("budget", "windows"), ac.get("selection", ORACLE)
   train_y = prepared.splits["train"].y_N
-  if budget == "windows" and size > len(train_y):
-    raise DataError(f"adaptation size {size} (config.adapt.size) is larger than {prepared.name!r}'s "
-                    f"train split ({len(train_y)} windows); a sweep caps its sizes to the smallest "
-                    "train split (xfer_jax/grid/sweep.py)")
   rows = adaptation_rows(train_y, size, ac.subset_seed, tc.num_seeds, budget,
                          prepared.class_names, prepared.name, ac.get("short_classes", "error"))
   labelled = rows.shape[1]  # every label the cell reads: its training and its selection
   val_rows = None
   if selection == INNER:  # the budget's own windows select the epoch; they do not train
     rows, val_rows = inner_validation(train_y, rows, ac.inner_fraction, ac.subset_seed)
-  if source is None and source_dir is not None:
-    source = transfer.load_source(source_dir)
-  if source is not None:
-    transfer.check_source(source[2], prepared.name)
   abstract = programs.abstract_variables(config, prepared.num_classes)
-  rules = transfer.rules_from_config(config.transfer, len(config.model.filters),
-                                     source is not None)
-  labels = transfer.label_paths(list(transfer.flatten(abstract["params"])), rules)
-  stats_labels = transfer.batch_stats_labels(abstract["batch_stats"], rules)
-  phases = transfer.phases(config.transfer, labels, stats_labels, source is not None)
-  seed_map = None
-  if source is not None:
-    seed_map = np.arange(tc.num_seeds) % num_seeds_of(source[0])
-    first = lambda tree: jax.tree.map(lambda a: a[0], tree)
-    try:
-      transfer.check_fit(abstract, first(source[0]), first(source[1]), labels, stats_labels)
-    except transfer.TransferError as e:
-      clearer = transfer.window_mismatch(source[2].get("config", {}).get("data") or config.data,
-                                         config.data, config.transfer.mode)
-      if clearer is None:
-        raise
-      raise transfer.TransferError(f"{clearer} ({e})") from e
+  plan = transfer.plan(config, abstract, prepared.name, source, source_dir)
+  budget_meta = {"budget": budget, "size": size, "labelled_windows": labelled,
+                 "selection": selection}
   workdir = None if workdir is None else Path(workdir)
   state, summaries = None, []
-  for phase in phases:
+  for phase in plan.phases:
+    init_state, meta = plan.initial_state(phase, state), plan.meta(phase, size)
     runner = programs.build_runner(config, prepared.num_classes, phase.param_labels,
                                    phase.frozen_bn)
-    extra = {"budget": {"budget": budget, "size": size, "labelled_windows": labelled,
-                        "selection": selection},
-             "transfer": {"labels": phase.labels, "rules": [list(r) for r in rules],
-                          "frozen_bn": list(phase.frozen_bn), "size": size, "phase": phase.name,
-                          "source": str(source_dir) if source_dir else None,
-                          "source_dataset": source[2]["dataset"] if source else None}}
-    init_state = transfer.initial_state(phase, source and source[:2], seed_map, state,
-                                        config.transfer.head_init)
     summary, state = _train(config, workdir and workdir / phase.folder, prepared,
                             phase=phase.name, train_index_Sxn=rows, capacity=capacity,
-                            runner=runner, init_state=init_state, extra_meta=extra,
+                            runner=runner, init_state=init_state,
+                            extra_meta={"budget": budget_meta, "transfer": meta},
                             progress=progress, selection=selection, val_rows_Sxv=val_rows)
     summaries.append(summary)
   if len(summaries) > 1:
@@ -164,7 +129,7 @@ def _train(config, workdir: str | Path | None, prepared: Prepared, *, phase: str
   check_trainable(prepared, tc.batch_size, None if train_index_Sxn is None else 1, supervised)
   runner = runner or programs.build_runner(
       config, prepared.num_classes if supervised else objective.num_outputs, objective=objective)
-  run_seeds, keys = seeds(config), seed_keys(tc.seed, tc.num_seeds)
+  run_seeds, keys = seed_numbers(tc.seed, tc.num_seeds), seed_keys(tc.seed, tc.num_seeds)
   val_set = evaluation.selection_set(prepared, selection, val_rows_Sxv,
                                      runner.settings.eval_batch_size)
   train = prepared.splits["train"]

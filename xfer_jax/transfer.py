@@ -46,6 +46,7 @@ from flax import traverse_util
 from xfer_jax.data import window_samples
 from xfer_jax.engine import checkpoints
 from xfer_jax.engine.optim import FROZEN, TRAINABLE, TRANSFERRED
+from xfer_jax.engine.runner import num_seeds_of
 from xfer_jax.engine.step import TrainState
 from xfer_jax.errors import UserError
 from xfer_jax.models.multiresnet import MASKED_LOGIT
@@ -330,3 +331,61 @@ def check_source(meta: dict, target: str) -> None:
     raise TransferError(
         f"the target {target!r} is among the source model's datasets {trained_on}: "
         "its windows (the test split included) would reach the target through the source")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """An adaptation's transfer, settled before any training: its rules, its phases in
+  order, and the source's (params, batch stats), seed axis first, with the source
+  seed each target seed starts from (seed_map). No source: the baseline."""
+
+  rules: list[Rule]
+  phases: list[Phase]
+  head_init: str = "random"
+  source: tuple | None = None
+  seed_map: np.ndarray | None = None
+  source_dir: str | None = None
+  source_dataset: str | None = None
+
+  def initial_state(self, phase: Phase, previous=None):
+    """The phase's init_state(runner, keys): from the previous phase's best, or the source."""
+    return initial_state(phase, self.source, self.seed_map, previous, self.head_init)
+
+  def meta(self, phase: Phase, size: int) -> dict:
+    """What the phase's checkpoint says of its transfer (python -m launch.inspect)."""
+    return {"labels": phase.labels, "rules": [list(r) for r in self.rules],
+            "frozen_bn": list(phase.frozen_bn), "size": size, "phase": phase.name,
+            "source": self.source_dir, "source_dataset": self.source_dataset}
+
+
+def plan(config, abstract: Mapping, target: str, source: tuple | None = None,
+         source_dir: str | os.PathLike | None = None) -> Plan:
+  """config.transfer into a model of abstract's shapes (programs.abstract_variables)
+  for the dataset target, from source (load_source's triple) or the checkpoint at
+  source_dir; neither: the baseline. Every refusal comes here, before any training:
+  a supervised source that saw the target, rules that miss a path or match none, a
+  source whose shapes do not fit."""
+  if source is None and source_dir is not None:
+    source = load_source(source_dir)
+  has_source = source is not None
+  if has_source:
+    check_source(source[2], target)
+  rules = rules_from_config(config.transfer, len(config.model.filters), has_source)
+  labels = label_paths(list(flatten(abstract["params"])), rules)
+  stats_labels = batch_stats_labels(abstract["batch_stats"], rules)
+  steps = phases(config.transfer, labels, stats_labels, has_source)
+  if not has_source:
+    return Plan(rules, steps, config.transfer.head_init)
+  params, stats, meta = source
+  first = lambda tree: jax.tree.map(lambda a: a[0], tree)
+  try:
+    check_fit(abstract, first(params), first(stats), labels, stats_labels)
+  except TransferError as e:
+    clearer = window_mismatch(meta.get("config", {}).get("data") or config.data, config.data,
+                              config.transfer.mode)
+    if clearer is None:
+      raise
+    raise TransferError(f"{clearer} ({e})") from e
+  seed_map = np.arange(config.train.num_seeds) % num_seeds_of(params)
+  return Plan(rules, steps, config.transfer.head_init, (params, stats), seed_map,
+              str(source_dir) if source_dir else None, meta["dataset"])

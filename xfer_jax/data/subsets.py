@@ -101,5 +101,9 @@ def adaptation_rows(y_train: np.ndarray, size: int, subset_seed: int, num_seeds:
   if budget == "per_class":
     return np.stack([shots_per_class(y_train, size, subset_seed + s, class_names, dataset,
                                      short_classes) for s in range(num_seeds)])
+  if size > len(y_train):
+    raise DataError(f"adaptation size {size} (config.adapt.size) is larger than {dataset!r}'s "
+                    f"train split ({len(y_train)} windows); a sweep caps its sizes to the smallest "
+                    "train split (xfer_jax/grid/sweep.py)")
   return np.stack([adaptation_subsets(y_train, [size], subset_seed + s)[size]
                    for s in range(num_seeds)])

@@ -310,8 +310,12 @@ class ProgressBar(Hook):
   ETA runs from the epochs early stopping still needs (no seed improving again) to
   the cap: a source model capped at 400 epochs usually stops after 15-25."""
 
-  def __init__(self, max_epochs: int, label: str):
-    self.bar = Progress(max_epochs, label)
+  def __init__(self, max_epochs: int, label: str, stream=None):
+    self.max_epochs, self.label, self.stream = max_epochs, label, stream
+
+  def start(self, state):
+    # from the epoch it resumes at: the ETA follows this process's epochs only
+    self.bar = Progress(self.max_epochs, self.label, self.stream, done=state.epoch)
 
   def epoch_end(self, state, rows):
     val_loss = np.mean([r["val_loss"] for r in rows])

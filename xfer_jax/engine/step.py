@@ -40,11 +40,16 @@ class TrainState:
   opt_state: Any
 
 
+def seed_numbers(seed: int, num_seeds: int) -> list[int]:
+  """A run's seeds: seed s of a run of num_seeds is seed + s."""
+  return [seed + s for s in range(num_seeds)]
+
+
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-  """Keys of seeds seed .. seed + num_seeds - 1, stacked on a leading axis.
+  """Keys of seed_numbers(seed, num_seeds), stacked on a leading axis.
 
   threefry, the default: unlike "rbg" its draws under vmap equal the unbatched ones."""
-  return jnp.stack([jax.random.key(seed + s) for s in range(num_seeds)])
+  return jnp.stack([jax.random.key(s) for s in seed_numbers(seed, num_seeds)])
 
 
 def init_key(key):

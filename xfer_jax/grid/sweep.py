@@ -51,6 +51,7 @@ from xfer_jax import config_fields, console, experiment, transfer
 from xfer_jax.data import DataError, cap_sizes, pool, prepare
 from xfer_jax.engine import tensorboard
 from xfer_jax.engine.runtime import CompileCounter, is_primary
+from xfer_jax.engine.step import seed_numbers
 from xfer_jax.errors import UserError
 from xfer_jax.grid import records, results
 from xfer_jax.grid.records import Record
@@ -315,7 +316,8 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
     if is_primary():
       results.repair(out_path)
     recorded = results.recorded(workdir, key)
-    missing = functools.partial(missing_seeds, experiment.seeds(config), recorded)
+    run_seeds = seed_numbers(config.train.seed, config.train.num_seeds)
+    missing = functools.partial(missing_seeds, run_seeds, recorded)
     todo = [c for c in mine if missing(c)]
     logging.info("task %d/%d: %d cells, %d recorded, %d to run", task_index, num_tasks, len(mine),
                  len(mine) - len(todo), len(todo))
@@ -382,7 +384,7 @@ def run(config, workdir: str | Path, *, task_index: int = 0, num_tasks: int = 1,
             "cells_run": len(todo), "cells_in_grid": len(cells), "compilations": compiles.count,
             "wall_s": wall_s, "mean_cell_s": wall_s / len(todo) if todo else 0.0,
             "seed_epochs": seed_epochs, "seed_epochs_per_s": seed_epochs / wall_s if wall_s else 0.0,
-            "seeds": experiment.seeds(config), "config_key": key,
+            "seeds": run_seeds, "config_key": key,
             "sizes": sorted({c.size for c in cells}), "pairs": len(pairs(config))}
 
 
@@ -418,7 +420,8 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
     trained = {s for s in {c.source for c in mine} - {None}
                if (sources_dir(config, workdir) / s / "result.json").exists()}
     past_sources = _trained_sources(sources_dir(config, workdir), {s for s, _ in pairs(config)})
-  todo = [c for c in mine if missing_seeds(experiment.seeds(config), recorded, c)]
+  run_seeds = seed_numbers(config.train.seed, config.train.num_seeds)
+  todo = [c for c in mine if missing_seeds(run_seeds, recorded, c)]
   out = {**grid_size(config, sizes), "task_cells": len(mine),
          "cells_recorded": len(mine) - len(todo), "to_run": [c.name for c in todo]}
   if calibrate and todo:
