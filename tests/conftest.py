@@ -27,12 +27,9 @@ def data_config(tmp_path):
 
 
 def pytest_configure(config):
-  # every program the suite compiles is cached, not only those over a second: the
-  # tests' processes (workers, launched children, modules after a cache release)
-  # then compile each small program once. Read by JAX at import, so children inherit it
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   # as the launchers: compiled programs are reused across the tests' processes (and
-  # later runs), and freed host memory within each (before JAX starts its threads)
+  # later runs; every small program too: runtime.enable_compilation_cache), and freed
+  # host memory within each (before JAX starts its threads)
   from xfer_jax.engine.runtime import enable_compilation_cache, reuse_freed_host_memory
   reuse_freed_host_memory()
   enable_compilation_cache()

@@ -1,6 +1,7 @@
 """Stored executables: a fresh process runs a program without tracing it, gets the
 same numbers, and never stores what it cannot run back."""
 
+import os
 import subprocess
 import sys
 import time
@@ -69,6 +70,33 @@ def test_an_executable_this_process_loaded_from_the_compilation_cache_is_not_sto
   assert not list((cache / "executables").glob("f-*.pkl.zlib"))
   assert _child(cache, "model A") == plain
   assert _child(cache, "model A") == (0, plain[1])
+
+
+_CACHE_HITS_CHILD = """
+import sys
+import jax, jax.numpy as jnp
+from jax import monitoring
+from xfer_jax.engine import runtime
+runtime.enable_compilation_cache(sys.argv[1])
+hits = []
+monitoring.register_event_listener(
+    lambda event, **kw: hits.append(event) if event.endswith("/cache_hits") else None)
+jax.jit(lambda x: jnp.tanh(x).sum())(jnp.ones(8)).block_until_ready()
+print(len(hits))
+"""
+
+
+def test_a_program_that_compiles_in_a_moment_is_read_back_by_the_next_process(tmp_path):
+  """The persistent cache keeps every program, not only those over JAX's default
+  second (runtime.enable_compilation_cache): a grid's runners that differ in what
+  they freeze share their small programs through it."""
+  env = {k: v for k, v in os.environ.items() if k != "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"}
+  hits = [subprocess.run([sys.executable, "-c", _CACHE_HITS_CHILD, str(tmp_path)], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=300)
+          for _ in range(2)]
+  assert all(h.returncode == 0 for h in hits), hits[-1].stderr[-3000:]
+  first, second = (int(h.stdout) for h in hits)
+  assert first == 0 and second > 0  # the program (and jnp.ones' own) read back
 
 
 def _new_constant() -> int:

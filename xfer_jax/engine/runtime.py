@@ -21,10 +21,12 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
                    or Path.home() / ".cache" / "xfer_jax" / "jax")
   directory.mkdir(parents=True, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", str(directory))
-  # programs that compile faster than a cache look-up are not worth an entry, unless
-  # JAX's own variable says otherwise (the tests cache everything: tests/conftest.py)
+  # every program, not only those over JAX's default second: a grid's runners that
+  # differ in what they freeze share their evaluation, shuffle and keep-best programs,
+  # which compile in a fraction of a second and read back in less (JAX's own variable
+  # still decides where it is set)
   if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return directory
 
