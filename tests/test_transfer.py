@@ -302,3 +302,27 @@ def test_out_of_range_fields_are_named_before_any_work(smoke_config, field, valu
   config[section][name] = value
   with pytest.raises(ValueError, match=match):
     experiment.adapt(config, None, None, progress=False)
+
+
+def test_a_plan_maps_every_target_seed_to_a_source_seed_and_names_its_source(smoke_config):
+  """Three target seeds from a two-seed source start from source seeds 0, 1, 0; the
+  plan's phases carry the preset's labels; its meta says where the copies came from."""
+  config = smoke_config.copy_and_resolve_references()
+  config.train.num_seeds, config.transfer.blocks = 3, 1
+  abstract = programs.abstract_variables(config, 4)
+  two_seeds = lambda tree: jax.tree.map(lambda a: np.zeros((2, *a.shape), a.dtype), tree)
+  source = (two_seeds(abstract["params"]), two_seeds(abstract["batch_stats"]),
+            {"dataset": "elsewhere", "config": {"data": config.data.to_dict()}})
+  plan = transfer.plan(config, abstract, "here", source, "runs/elsewhere")
+  np.testing.assert_array_equal(plan.seed_map, [0, 1, 0])
+  [phase] = plan.phases
+  assert {a for p, a in phase.labels.items() if p.startswith("head/")} == {INIT}
+  assert COPY_FREEZE in phase.labels.values() and phase.frozen_bn
+  meta = plan.meta(phase, size=20)
+  assert (meta["source"], meta["source_dataset"], meta["size"]) == ("runs/elsewhere",
+                                                                    "elsewhere", 20)
+  baseline = transfer.plan(config, abstract, "here")
+  assert baseline.seed_map is None and baseline.initial_state(baseline.phases[0]) is None
+  assert set(baseline.phases[0].labels.values()) == {INIT}
+  with pytest.raises(TransferError, match="among the source model's datasets"):
+    transfer.plan(config, abstract, "elsewhere", source)

@@ -27,6 +27,10 @@ so it belongs to depth 1 and is transferred with the first block):
                       lr x transfer.lr_scale from the first phase's best;
   baseline            nothing transferred (k = 0 means baseline in every mode).
 config.transfer.branch = "temporal" / "spectral" transfers one branch only.
+
+plan(config, ...) settles all of it for one adaptation before any training: a Plan
+of the rules, the phases (each its labels, optimiser partition and frozen batch
+norms) and where each target seed's copied values come from.
 """
 
 from __future__ import annotations
