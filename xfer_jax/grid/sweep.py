@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import fcntl
 import functools
-import json
 import logging
 import os
 import time
@@ -49,7 +48,7 @@ from jax.experimental import multihost_utils
 
 from xfer_jax import config_fields, console, experiment, transfer
 from xfer_jax.data import DataError, cap_sizes, pool, prepare
-from xfer_jax.engine import tensorboard
+from xfer_jax.engine import tensorboard, workdirs
 from xfer_jax.engine.runtime import CompileCounter, is_primary
 from xfer_jax.engine.step import seed_numbers
 from xfer_jax.errors import UserError
@@ -230,7 +229,7 @@ def source_model(config, workdir: Path, source: str, progress: bool = False,
   The processes of one multi-process task train it together, without the lock
   (each would wait for the others)."""
   source_dir = sources_dir(config, workdir) / source
-  done = lambda: _agreed((source_dir / "result.json").exists())
+  done = lambda: _agreed((source_dir / workdirs.RESULT).exists())
 
   def train():
     source_config = config.copy_and_resolve_references()
@@ -418,7 +417,7 @@ def plan(config, task_index: int = 0, num_tasks: int = 1, calibrate: bool = True
     key = results.grid_key(workdir, config_fields.grid_fields(config))  # another grid's: refused
     recorded = results.recorded(workdir, key, quiet=True) if key else {}
     trained = {s for s in {c.source for c in mine} - {None}
-               if (sources_dir(config, workdir) / s / "result.json").exists()}
+               if (sources_dir(config, workdir) / s / workdirs.RESULT).exists()}
     past_sources = _trained_sources(sources_dir(config, workdir), {s for s, _ in pairs(config)})
   run_seeds = seed_numbers(config.train.seed, config.train.num_seeds)
   todo = [c for c in mine if missing_seeds(run_seeds, recorded, c)]
@@ -452,8 +451,8 @@ def _trained_sources(folder: Path, names: set[str]) -> list:
   from xfer_jax.grid import cost
 
   past = []
-  for path in sorted(folder.glob("*/result.json")):
-    result = json.loads(path.read_text())
+  for path in sorted(folder.glob(f"*/{workdirs.RESULT}")):
+    result = workdirs.read_result(path.parent)
     if path.parent.name in names and "wall_s" in result:
       past.append(cost.PastRun(result["train_windows"], path.parent.name,
                                [seed["epochs"] for seed in result["per_seed"]], result["wall_s"]))
