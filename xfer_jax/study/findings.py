@@ -34,6 +34,11 @@ class Study:
 
 
 STUDIES = (
+    Study("Few labels counted honestly, subjects rotated, self-supervised sources", "real_v3",
+          "declared", status="running: its grids are not complete (`real_v3/summary.md` "
+          "counts the cells run and declared), so each contrast is an interim estimate "
+          "over the cells recorded so far, and one with an arm still to run reads \"no "
+          "records yet\""),
     Study("Self-supervised sources on the target's own unlabelled windows", "real_ssl",
           "declared", status="running: its grid is not complete, and every contrast "
           "with an arm still to run reads \"no records yet\""),
