@@ -365,3 +365,17 @@ def test_the_third_studys_grids_differ_only_by_arm_and_fold_and_its_questions_na
       real_v3.ARMS)
   with pytest.raises(ValueError, match="fold 7 outside 0..3"):
     real_v3.get_config("baseline,fold=7")
+
+
+def test_a_cell_run_on_fewer_folds_than_its_baseline_gains_over_the_folds_both_ran():
+  """A study still running has some folds of a transfer cell and all of its
+  baseline's: the gain is the mean of the paired differences, not the cell's mean
+  minus the baseline's over folds it has not run (here 20 points apart)."""
+  baseline = [_record(fold=f, seed=s, micro_f1=0.4 + 0.2 * f + 0.01 * s, macro_f1=0.3)
+              for f in (0, 1) for s in (0, 1, 2)]
+  treated = [_record(fold=0, seed=s, source="a", blocks=1, mode="finetune_all",
+                     micro_f1=0.43 + 0.01 * s + 0.001 * s * s, macro_f1=0.3)
+             for s in (0, 1, 2)]
+  cell = next(r for r in report.aggregate(baseline + treated) if r["source"] == "a")
+  assert cell["micro_f1_gain"] == pytest.approx(np.mean([0.03, 0.031, 0.034]), abs=1e-12)
+  assert cell["macro_f1_gain"] == 0.0

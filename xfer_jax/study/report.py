@@ -73,12 +73,13 @@ def aggregate(records: Sequence[Record]) -> list[dict]:
     paired = base is not None and r["source"] != BASELINE
     seeds = sorted(set(by_seed[id(r)]) & set(by_seed[id(base)])) if paired else []
     for m in METRICS:
-      r[f"{m}_gain"] = r[f"{m}_mean"] - base[f"{m}_mean"] if paired else None
       # seed s of a cell and of its baseline share the adaptation windows, so the
-      # spread of the gain is that of the per-seed differences
+      # gain is the mean of the per-seed differences, over the replicates both ran
+      # (a study still running has some folds of a cell, and all of its baseline's)
       treated = [by_seed[id(r)][s].metric(m) for s in seeds]
       control = [by_seed[id(base)][s].metric(m) for s in seeds]
       diffs = np.subtract(treated, control)
+      r[f"{m}_gain"] = float(np.mean(diffs)) if len(diffs) else None
       r[f"{m}_gain_std"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None
       r[f"{m}_gain_ci95"] = stats.mean_ci(diffs)[1] if len(diffs) else None
       r[f"{m}_p"] = stats.paired_p(treated, control)
