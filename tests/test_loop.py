@@ -143,7 +143,7 @@ class ParamsPerEpoch(History):
 
   def epoch_end(self, state, rows):
     super().epoch_end(state, rows)
-    self.params.append(jax.tree.map(np.asarray, state.train.params))
+    self.params.append(jax.tree.map(np.asarray, state.whole().train.params))
 
 
 @pytest.mark.parametrize("stop_on", ["val_loss", "val_accuracy"])

@@ -20,6 +20,7 @@ import pytest
 
 from xfer_jax import checks
 from xfer_jax.engine import programs
+from xfer_jax.engine import runner as runner_module
 from xfer_jax.engine.loop import EarlyStopping, FitState, History, fit
 from xfer_jax.engine.runner import CAPACITY_BUCKET, Batches, EvalSet, _round_up, chunk_rows
 from xfer_jax.engine.step import seed_keys
@@ -220,6 +221,36 @@ def test_a_stopped_seed_costs_nothing_and_changes_nothing(config, prepared):
   moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), seed(1)(vmapped.train.params),
                        seed(1)(initial.params))
   assert max(jax.tree.leaves(moved)) > 1e-4  # the vmapped call did train it
+
+
+def test_a_fit_splits_its_state_into_seed_chunks_once(config, prepared, monkeypatch):
+  """With one seed per call, fit splits its per-seed trees into the seed chunks
+  when it starts and joins them when it ends; between epochs they stay in chunks,
+  so a fit of three epochs splits and joins exactly what a fit of one does."""
+  moved = {"split": 0, "join": 0}
+
+  def counted(name, fn):
+    def wrapper(*args):
+      moved[name] += 1
+      return fn(*args)
+    return wrapper
+
+  monkeypatch.setattr(runner_module, "_split_leaf", counted("split", runner_module._split_leaf))
+  monkeypatch.setattr(runner_module, "_join_leaf", counted("join", runner_module._join_leaf))
+  runner = _runner(config, prepared, seed_chunk=1)
+  train = prepared.splits["train"]
+  batches = Batches.create(train.x_NxWx3, train.y_N, 2, config.train.batch_size,
+                           np.stack([np.arange(100)] * 2))
+  keys, val_set = seed_keys(0, 2), _val_set(config, prepared)
+  counts = []
+  for epochs in (1, 3):
+    state = FitState.create(runner.init(keys), patience=0)
+    moved.update(split=0, join=0)
+    state = fit(runner, state, batches, val_set, keys, max_epochs=epochs)
+    assert state.epoch == epochs
+    counts.append(dict(moved))
+  leaves = len(jax.tree.leaves((state.train, state.best_params, state.best_batch_stats)))
+  assert counts[0] == counts[1] == {"split": leaves + 2, "join": leaves}  # + rows and keys
 
 
 def test_epochs_move_only_their_metrics(config, prepared):

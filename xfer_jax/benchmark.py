@@ -112,12 +112,12 @@ def measure_training(config, num_seeds: int, seed_chunk: int, steps: int,
   runner, config = _runner(config, num_seeds, seed_chunk, objective)
   batch = config.train.batch_size
   x, y = _random_windows(config, batch * steps)
-  data = Batches.create(x, y, num_seeds, batch)
-  data = data.replace(x_NxWx3=runner.place(data.x_NxWx3, num_seeds),
-                      y_N=runner.place(data.y_N, num_seeds))
+  # the training set, keys and state in seed chunks, as fit keeps them
+  data = runner.place_batches(Batches.create(x, y, num_seeds, batch), num_seeds)
   keys = seed_keys(0, num_seeds)
   start = time.perf_counter()
-  state = runner.init(keys)
+  state = runner.chunked(runner.init(keys), num_seeds)
+  keys = runner.chunked(keys, num_seeds)
   state, loss = runner.epoch(state, data, keys)
   loss.numpy()  # waits for the epoch
   first_epoch_s = time.perf_counter() - start
@@ -173,12 +173,13 @@ def measure_eval(config, num_seeds: int, windows: int, repeats: int = 1) -> dict
   runner, config = _runner(config, num_seeds, 0)
   x, y = _random_windows(config, windows, seed=1)
   data = runner.place(EvalSet.create(x, y, config.runtime.eval_batch_size), num_seeds)
-  state = runner.init(seed_keys(0, num_seeds))
-  runner.predict(state.params, state.batch_stats, data)  # compile
+  state = runner.chunked(runner.init(seed_keys(0, num_seeds)), num_seeds)
+  params, stats = state.map(lambda s: s.params), state.map(lambda s: s.batch_stats)
+  runner.predict(params, stats, data)  # compile
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    runner.predict(state.params, state.batch_stats, data)
+    runner.predict(params, stats, data)
     times.append(time.perf_counter() - start)
   elapsed = min(times)  # every seed's pass over the windows
   return {"eval_windows": windows, "eval_seeds": num_seeds, "eval_s": elapsed,

@@ -29,7 +29,7 @@ from flax import serialization
 from xfer_jax.console import Progress
 from xfer_jax.data.atomic import write_text
 from xfer_jax.engine import checkpoints
-from xfer_jax.engine.runner import Batches, EvalSet, Runner
+from xfer_jax.engine.runner import Batches, EvalSet, PerSeed, Runner
 from xfer_jax.engine.runtime import is_primary
 from xfer_jax.engine.step import TrainState
 from xfer_jax.errors import UserError
@@ -116,7 +116,8 @@ def fewest_epochs_left(stopping: EarlyStopping) -> int | None:
 
 @dataclasses.dataclass
 class FitState:
-  """A run between two epochs: every array with a leading seed axis."""
+  """A run between two epochs: every array with a leading seed axis. Inside fit the
+  train state and the kept best are in seed chunks (PerSeed; `whole` joins them)."""
 
   train: TrainState  # params, batch stats, optimiser state
   best_params: Any
@@ -135,9 +136,17 @@ class FitState:
   def done(self) -> bool:
     return self.stopping.all_stopped
 
+  def whole(self) -> FitState:
+    """The state with its seed chunks joined (as fit returns it, and checkpoints save it)."""
+    join = lambda tree: tree.whole() if isinstance(tree, PerSeed) else tree
+    return FitState(join(self.train), join(self.best_params), join(self.best_batch_stats),
+                    self.stopping, self.epoch)
+
 
 def _state_tree(state: FitState | TrainState) -> dict:
   """A FitState's arrays as a checkpoint's "state" item (a TrainState: its shapes)."""
+  if isinstance(state, FitState):
+    state = state.whole()
   train = state.train if isinstance(state, FitState) else state
   best = (state.best_params, state.best_batch_stats) if isinstance(state, FitState) else (
       train.params, train.batch_stats)
@@ -169,7 +178,9 @@ def restore_fit_state(directory, abstract_train_state: TrainState):
 
 class Hook:
   """Called by fit: start before the first epoch it trains, epoch_end after each
-  (with the epoch's metric rows, one per seed that trained), end after the last."""
+  (with the epoch's metric rows, one per seed that trained), end after the last.
+  Before end, the state's per-seed trees may be in seed chunks: `state.whole()`
+  joins them (through the host)."""
 
   def start(self, state: FitState) -> None:
     pass
@@ -193,9 +204,16 @@ def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet | None, ke
   no validation (a fixed schedule, stop_on LAST): its metrics are NaN."""
   seeds = list(seeds or range(len(keys_S)))
   num_seeds = len(seeds)
-  train = dataclasses.replace(train, x_NxWx3=runner.place(train.x_NxWx3, num_seeds),
-                              y_N=runner.place(train.y_N, num_seeds))
-  val = None if val is None else runner.place(val, num_seeds)
+  # what is per seed is split into the seed chunks once, here, not every epoch
+  chunked = lambda tree: runner.chunked(tree, num_seeds)
+  train = runner.place_batches(train, num_seeds)
+  if val is not None:
+    val = runner.place(val, num_seeds)
+    if val.seed_masks is not None:
+      val = val.replace(seed_masks=chunked(val.seed_masks))
+  keys_S = chunked(keys_S)
+  best = chunked((state.best_params, state.best_batch_stats))
+  state = dataclasses.replace(state, train=chunked(state.train))
   for hook in hooks:
     hook.start(state)
   start, first = time.monotonic(), state.epoch
@@ -209,8 +227,8 @@ def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet | None, ke
     if val is None:
       val_loss = val_acc = np.full(num_seeds, np.nan)
     else:
-      val_loss, val_acc = runner.evaluate(train_state.params, train_state.batch_stats, val,
-                                          active)
+      val_loss, val_acc = runner.evaluate(train_state.map(lambda s: s.params),
+                                          train_state.map(lambda s: s.batch_stats), val, active)
     train_loss = train_loss.numpy()
     bad_val = np.zeros(num_seeds, bool) if val is None else ~np.isfinite(val_loss)
     bad = np.flatnonzero(active & (~np.isfinite(train_loss) | bad_val))
@@ -219,15 +237,16 @@ def fit(runner: Runner, state: FitState, train: Batches, val: EvalSet | None, ke
       raise Diverged(f"{label}: the {which} loss is NaN/inf for seed(s) "
                      f"{[seeds[s] for s in bad]} at epoch {epoch}")
     improved = state.stopping.update(epoch, val_loss, val_acc)
-    best = (state.best_params, state.best_batch_stats)
     if improved.any():
       best = runner.keep_best(best, train_state, improved)
-    state = FitState(train_state, *best, state.stopping, epoch + 1)
+    state = FitState(train_state, best.map(lambda b: b[0]), best.map(lambda b: b[1]),
+                     state.stopping, epoch + 1)
     rows = [{"phase": label, "epoch": epoch, "seed": seeds[s], "train_loss": float(train_loss[s]),
              "val_loss": float(val_loss[s]), "val_accuracy": float(val_acc[s]),
              "best": bool(improved[s])} for s in range(num_seeds) if active[s]]
     for hook in hooks:
       hook.epoch_end(state, rows)
+  state = state.whole()
   for hook in hooks:
     hook.end(state)
   logging.info("%s: epochs %d..%d in %.1f s", label, first, state.epoch,

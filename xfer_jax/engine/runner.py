@@ -9,7 +9,8 @@ How the programs run is a strategy of `Settings` (config.runtime), never part of
 the step, and never a change to the numbers:
 - seed chunks: how many seeds one vmapped call trains (on one CPU device, one:
   XLA:CPU runs the seed-batched convolutions as grouped convolutions, several
-  times slower per window; docs/performance.md#one-seed-per-call-on-cpu);
+  times slower per window; docs/performance.md#one-seed-per-call-on-cpu); a fit
+  splits its state into the chunks once (`PerSeed`) rather than every epoch;
 - the device mesh: a chunk's seeds spread over devices with shard_map (devices.py);
 - the epoch loop: "host" calls the compiled batch step once per batch (CPU's
   default: XLA:CPU runs a loop body slower than the same step compiled alone,
@@ -61,7 +62,8 @@ class Batches:
 
   x_NxWx3: jax.Array
   y_N: jax.Array
-  index_SxC: jax.Array  # per-seed row indices, padded to the capacity C
+  # per-seed row indices, padded to the capacity C (fit keeps them in chunks: PerSeed)
+  index_SxC: jax.Array
   n_valid: int = flax.struct.field(pytree_node=False)
 
   @classmethod
@@ -308,11 +310,6 @@ class Runner:
     once = _options(self._cpu, run_once=True)
     # what these compute follows from their arguments alone
     helper = None if self.identity is None else "runner helpers"
-    self._split = executables.stored(
-        jax.jit(_split_seeds, static_argnums=1, compiler_options=once), "split_seeds", helper,
-        static_argnums=(1,))
-    self._join = executables.stored(jax.jit(_join_seeds, compiler_options=once), "join_seeds",
-                                    helper)
     self._mean = executables.stored(jax.jit(jnp.divide, compiler_options=once), "mean", helper)
     self._keep_best = executables.stored(jax.jit(_keep_best, compiler_options=once), "keep_best",
                                          helper)
@@ -377,13 +374,38 @@ class Runner:
     mesh that num_seeds seeds run on, copied once rather than every epoch."""
     return devices.replicated(self.chunk_mesh(num_seeds), tree)
 
-  def _per_chunk(self, fn, num_seeds: int, seeded: tuple, shared: tuple, active_S=None):
-    """fn(mesh, *seeded_chunk, *shared) per seed chunk; per-seed outputs joined on
-    axis 0. active_S (host bools per seed): a chunk with no active seed is not run,
-    and None stands for its outputs (see epoch). Returns (slices, the seeded parts as
-    placed on the mesh, outputs)."""
+  def chunked(self, tree, num_seeds: int) -> PerSeed:
+    """A per-seed tree as one part per seed chunk (a PerSeed is returned as it is).
+
+    Split on the host, without a program: the split runs once per fit (its state
+    then stays in chunks from epoch to epoch), and a program would be one more
+    compilation per state's tree, which differs with every optimiser partition of
+    a grid (docs/performance.md#compile-time)."""
+    if isinstance(tree, PerSeed):
+      return tree
     slices = self.seed_slices(num_seeds)
-    parts = [seeded] if len(slices) == 1 else self._split(seeded, slices)
+    if len(slices) == 1:
+      return PerSeed(slices, [tree])
+    leaves, treedef = jax.tree.flatten(tree)
+    columns = [_split_leaf(leaf, slices) for leaf in leaves]
+    return PerSeed(slices, [treedef.unflatten([c[i] for c in columns])
+                            for i in range(len(slices))])
+
+  def place_batches(self, train: Batches, num_seeds: int) -> Batches:
+    """A training set as fit trains on it: its windows placed on the mesh once, its
+    per-seed rows in seed chunks."""
+    return train.replace(x_NxWx3=self.place(train.x_NxWx3, num_seeds),
+                         y_N=self.place(train.y_N, num_seeds),
+                         index_SxC=self.chunked(train.index_SxC, num_seeds))
+
+  def _per_chunk(self, fn, num_seeds: int, seeded: tuple, shared: tuple, active_S=None):
+    """fn(mesh, *seeded_chunk, *shared) per seed chunk (each seeded value a per-seed
+    tree or its PerSeed). active_S (host bools per seed): a chunk with no active
+    seed is not run, and None stands for its outputs (see epoch). Returns (slices,
+    the seeded parts as placed on the mesh, outputs)."""
+    chunked = [self.chunked(tree, num_seeds) for tree in seeded]
+    slices = chunked[0].slices
+    parts = list(zip(*(c.parts for c in chunked)))
     mesh = self.mesh(slices[0][1] - slices[0][0])  # chunks are equal: one mesh
     shared = devices.replicated(mesh, shared)  # a no-op for data placed already
     placed, outs = [], []
@@ -393,9 +415,6 @@ class Runner:
       outs.append(fn(mesh, *part, *shared) if run else None)
       placed.append(part)
     return slices, placed, outs
-
-  def _joined(self, outs):
-    return outs[0] if len(outs) == 1 else self._join(outs)
 
   # -- the seed-batched operations ------------------------------------------------------
 
@@ -412,17 +431,21 @@ class Runner:
     return jax.eval_shape(jax.vmap(self.step.init), keys)
 
   def epoch_keys(self, keys_S, epoch: int):
-    """Every seed's epoch_key (step.py) of this epoch."""
-    return _fold_in_S(_fold_in_S(keys_S, _int(1)), _int(epoch))
+    """Every seed's epoch_key (step.py) of this epoch (in chunks where keys_S is)."""
+    fold = lambda keys: _fold_in_S(_fold_in_S(keys, _int(1)), _int(epoch))
+    return keys_S.map(fold) if isinstance(keys_S, PerSeed) else fold(keys_S)
 
-  def epoch(self, state: TrainState, train: Batches, keys_S, active_S=None):
+  def epoch(self, state: TrainState | PerSeed, train: Batches, keys_S, active_S=None):
     """Trains every seed for one epoch on its rows of `train`, with its epoch key;
-    returns (state, mean train loss per seed, still on the device: PerSeed).
+    returns (state, mean train loss per seed, still on the device: PerSeed). The
+    state comes back as it was given: whole, or in chunks (PerSeed, as fit keeps it).
 
     active_S (host bools per seed, optional): a chunk of seeds none of which is
     active (stopped early) is skipped: its state stays, its losses are NaN. With
     one seed per chunk (CPU) stopped seeds then cost nothing; vmapped seeds run on."""
-    rows = self.batch_rows(train.index_SxC.shape[1])
+    num_seeds = num_seeds_of(keys_S)
+    index = self.chunked(train.index_SxC, num_seeds)
+    rows = self.batch_rows(index.parts[0].shape[1])
     if rows % self.settings.batch_devices:
       raise ValueError(f"a training set of {train.n_valid} windows trains in batches of {rows} "
                        f"rows, which do not split over batch_devices="
@@ -430,12 +453,14 @@ class Runner:
     run = self._host_epoch if self.settings.epoch_loop == "host" else self._one_call_epoch
     slices, parts, outs = self._per_chunk(
         lambda mesh, state, index, keys, x, y: run(mesh, state, x, y, index, train.n_valid, keys),
-        len(keys_S), (state, train.index_SxC, keys_S), (train.x_NxWx3, train.y_N), active_S)
+        num_seeds, (state, index, keys_S), (train.x_NxWx3, train.y_N), active_S)
     # a skipped chunk keeps its state as it was
     outs = [(part[0], None) if out is None else out for part, out in zip(parts, outs)]
-    state = self._joined([o[0] for o in outs])
-    # fetched later: the host dispatches the validation pass while the device trains
-    return state, PerSeed(slices, [o[1] for o in outs])
+    trained = PerSeed(slices, [o[0] for o in outs])
+    # the losses are fetched later: the host dispatches the validation pass while
+    # the device trains
+    return (trained if isinstance(state, PerSeed) else trained.whole(),
+            PerSeed(slices, [o[1] for o in outs]))
 
   def _host_epoch(self, mesh, state, x_NxWx3, y_N, index_SxC, n_valid: int, keys_S):
     n_valid_dev = devices.replicated(mesh, np.int32(n_valid))  # once per epoch
@@ -450,11 +475,17 @@ class Runner:
     n_valid_dev = devices.replicated(mesh, np.int32(n_valid))
     return self.program("device_epoch", mesh)(state, x_NxWx3, y_N, index_SxC, n_valid_dev, keys_S)
 
-  def keep_best(self, best: tuple, state: TrainState, improved_S: np.ndarray) -> tuple:
-    """(params, batch stats) per seed: state's where improved_S, else best's."""
-    mesh = self.chunk_mesh(len(improved_S))
-    return self._keep_best(devices.seeded(mesh, best), state,
-                           devices.replicated(mesh, improved_S))
+  def keep_best(self, best: tuple, state: TrainState | PerSeed, improved_S: np.ndarray):
+    """(params, batch stats) per seed: state's where improved_S, else best's; in
+    chunks (a PerSeed of pairs) where state is."""
+    num_seeds = len(improved_S)
+    mesh = self.chunk_mesh(num_seeds)
+    best, chunks = self.chunked(best, num_seeds), self.chunked(state, num_seeds)
+    kept = PerSeed(best.slices, [
+        self._keep_best(devices.seeded(mesh, b), s, devices.replicated(mesh, improved_S[a0:a1]))
+        if improved_S[a0:a1].any() else b
+        for (a0, a1), b, s in zip(best.slices, best.parts, chunks.parts)])
+    return kept if isinstance(state, PerSeed) else kept.whole()
 
   def _eval_rows(self, mesh, params_S, stats_S, data: EvalSet, seed_masks=None):
     """(summed cross-entropy, correct count, predictions (S, rows)) over an EvalSet of
@@ -473,15 +504,19 @@ class Runner:
   def evaluate(self, params_S, stats_S, data: EvalSet, active_S=None):
     """Per seed: mean cross-entropy and accuracy over the real rows (numpy), or over
     each seed's own rows where data has seed masks; NaN for seeds whose chunk
-    active_S skips (see epoch)."""
+    active_S skips (see epoch). params_S, stats_S and data.seed_masks: whole or in
+    chunks (PerSeed)."""
+    num_seeds = num_seeds_of(params_S)
     if data.seed_masks is None:
       slices, _, outs = self._per_chunk(
-          lambda mesh, p, s, d: self._eval_rows(mesh, p, s, d)[:2], num_seeds_of(params_S),
+          lambda mesh, p, s, d: self._eval_rows(mesh, p, s, d)[:2], num_seeds,
           (params_S, stats_S), (data,), active_S)
     else:
       slices, _, outs = self._per_chunk(
           lambda mesh, p, s, masks, d: self._eval_rows(mesh, p, s, d, masks)[:2],
-          num_seeds_of(params_S), (params_S, stats_S, data.seed_masks), (data,), active_S)
+          # the masks go per seed chunk; the rest of the set is shared
+          num_seeds, (params_S, stats_S, data.seed_masks), (data.replace(seed_masks=None),),
+          active_S)
     ce = PerSeed(slices, [None if o is None else o[0] for o in outs]).numpy()
     correct = PerSeed(slices, [None if o is None else o[1] for o in outs]).numpy()
     rows = data.n if data.rows_S is None else data.rows_S
@@ -489,9 +524,9 @@ class Runner:
 
   def predict(self, params_S, stats_S, data: EvalSet) -> np.ndarray:
     """Predicted classes (S, n) of the real rows."""
-    _, _, outs = self._per_chunk(self._eval_rows, num_seeds_of(params_S), (params_S, stats_S),
-                              (data,))
-    return devices.to_host(self._joined([o[2] for o in outs]))[:, :data.n]
+    slices, _, outs = self._per_chunk(self._eval_rows, num_seeds_of(params_S),
+                                      (params_S, stats_S), (data,))
+    return devices.to_host(PerSeed(slices, [o[2] for o in outs]).whole())[:, :data.n]
 
   def lowered_train_step(self, num_seeds: int = 1):
     """The one-device batch step, lowered for abstract arguments (its FLOPs: benchmark)."""
@@ -514,11 +549,24 @@ def _int(value: int):
 
 @dataclasses.dataclass(frozen=True)
 class PerSeed:
-  """A value per seed still on the device, one part per seed chunk (None: the
-  chunk did not run)."""
+  """A value per seed (an array or a pytree with a leading seed axis) still on the
+  device, one part per seed chunk (None: the chunk did not run)."""
 
   slices: tuple
   parts: list
+
+  def map(self, fn) -> PerSeed:
+    """fn of every part (e.g. a TrainState's params)."""
+    return PerSeed(self.slices, [fn(p) for p in self.parts])
+
+  def whole(self):
+    """The parts joined on the seed axis, on the default device. Joined on the
+    host, like Runner.chunked splits: a fit joins its state once, at its end."""
+    if len(self.parts) == 1:
+      return self.parts[0]
+    leaves = [jax.tree.leaves(p) for p in self.parts]
+    return jax.tree.unflatten(jax.tree.structure(self.parts[0]),
+                              [_join_leaf(column) for column in zip(*leaves)])
 
   def numpy(self) -> np.ndarray:
     """The values on the host, NaN for seeds whose chunk did not run."""
@@ -532,16 +580,27 @@ class PerSeed:
 
 
 def num_seeds_of(tree) -> int:
-  """The length of the leading (seed) axis of a per-seed pytree."""
+  """The length of the leading (seed) axis of a per-seed pytree or its PerSeed."""
+  if isinstance(tree, PerSeed):
+    return tree.slices[-1][1]
   return len(jax.tree.leaves(tree)[0])
 
 
-def _split_seeds(tree, slices):
-  return [jax.tree.map(lambda a, a0=a0, a1=a1: a[a0:a1], tree) for a0, a1 in slices]
+def _is_key(leaf) -> bool:
+  return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
-def _join_seeds(parts):
-  return jax.tree.map(lambda *chunks: jnp.concatenate(chunks), *parts)
+def _split_leaf(leaf, slices) -> list:
+  if _is_key(leaf):  # a few keys, which have no host form: sliced on the device
+    return [jax.lax.slice_in_dim(leaf, a0, a1) for a0, a1 in slices]
+  host = devices.to_host(leaf)
+  return [jax.device_put(host[a0:a1]) for a0, a1 in slices]
+
+
+def _join_leaf(chunks) -> jax.Array:
+  if _is_key(chunks[0]):
+    return jnp.concatenate(chunks)
+  return jax.device_put(np.concatenate([devices.to_host(c) for c in chunks]))
 
 
 def _keep_best(best: tuple, state: TrainState, improved_S):

@@ -49,16 +49,17 @@ def calibrate(config, prepared: Prepared, repeats: int = CALIBRATION_REPEATS) ->
   seeds, batch = config.train.num_seeds, config.train.batch_size
   train, val = prepared.splits["train"], prepared.splits["val"]
   keys = seed_keys(0, seeds)
-  state = None
+  state, epoch_keys = None, runner.chunked(keys, seeds)  # in seed chunks, as fit keeps them
 
   def epoch_s(n: int) -> float:
     nonlocal state
     rows = np.stack([np.resize(np.arange(len(train)), n)] * seeds)
-    batches = Batches.create(train.x_NxWx3, train.y_N, seeds, batch, rows)
+    batches = runner.place_batches(
+        Batches.create(train.x_NxWx3, train.y_N, seeds, batch, rows), seeds)
     times = []
     for _ in range(repeats + 1):
       start = time.perf_counter()
-      state, loss = runner.epoch(state, batches, keys)
+      state, loss = runner.epoch(state, batches, epoch_keys)
       loss.numpy()
       times.append(time.perf_counter() - start)
     first_calls.append(times[0] - min(times[1:]))
@@ -71,7 +72,7 @@ def calibrate(config, prepared: Prepared, repeats: int = CALIBRATION_REPEATS) ->
   first_calls = []
   spreads = []  # each timing's slowest repeat over its fastest, less one
   start = time.perf_counter()
-  state = runner.init(keys)
+  state = runner.chunked(runner.init(keys), seeds)
   shared_first_calls = [time.perf_counter() - start]
   small = min(SMALL_ROWS, batch // 2)
   small_s, full_s = epoch_s(small), epoch_s(2 * batch) / 2
@@ -84,7 +85,7 @@ def calibrate(config, prepared: Prepared, repeats: int = CALIBRATION_REPEATS) ->
   times = []
   for _ in range(repeats + 1):
     start = time.perf_counter()
-    runner.evaluate(state.params, state.batch_stats, val_set)
+    runner.evaluate(state.map(lambda s: s.params), state.map(lambda s: s.batch_stats), val_set)
     times.append(time.perf_counter() - start)
   shared_first_calls.append(times[0] - min(times[1:]))
   return {"step_s": fixed, "step_s_per_row": per_row, "spread": max(spreads),
