@@ -23,6 +23,7 @@ from xfer_jax.engine import programs
 from xfer_jax.engine import runner as runner_module
 from xfer_jax.engine.loop import EarlyStopping, FitState, History, fit
 from xfer_jax.engine.runner import CAPACITY_BUCKET, Batches, EvalSet, _round_up, chunk_rows
+from xfer_jax.engine.runtime import CompileCounter
 from xfer_jax.engine.step import seed_keys
 from xfer_jax.models.multiresnet import MASKED_LOGIT
 
@@ -251,6 +252,31 @@ def test_a_fit_splits_its_state_into_seed_chunks_once(config, prepared, monkeypa
     counts.append(dict(moved))
   leaves = len(jax.tree.leaves((state.train, state.best_params, state.best_batch_stats)))
   assert counts[0] == counts[1] == {"split": leaves + 2, "join": leaves}  # + rows and keys
+
+
+def test_a_grids_frozen_partitions_load_the_programs_that_do_not_train(config, prepared):
+  """Runners that differ only in their optimiser and frozen batch norms (a grid's
+  frozen partitions): the second loads the first one's initialisation and
+  evaluation programs from the store instead of tracing and lowering them; only
+  its optimiser's initialisation is new. What makes that right: outside training a
+  frozen batch norm is any batch norm, so both models evaluate by one program."""
+  runners = [_runner(config, prepared, eval_batch_size=48)]
+  other = config.copy_and_resolve_references()
+  other.optim.learning_rate *= 2
+  other.runtime.eval_batch_size = 48
+  runners.append(programs.build_runner(other, prepared.num_classes,
+                                       frozen_bn=("temporal/block_0", "spectral")))
+  val_set, keys = _val_set(config, prepared), seed_keys(0, 2)
+  for runner in runners:
+    with CompileCounter() as counter:
+      state = runner.init(keys)
+      runner.evaluate(state.params, state.batch_stats, val_set)
+  assert {"init_variables", "eval_chunk"} <= set(counter.names)
+  assert len(counter.names) == 3  # the two loaded, the optimiser's initialisation lowered
+  params, stats = (jax.tree.map(lambda a: a[0], t) for t in (state.params, state.batch_stats))
+  lowered = [jax.jit(r.step.logits).lower(params, stats, val_set.chunks[0][0]).as_text()
+             for r in runners]
+  assert lowered[0] == lowered[1]
 
 
 def test_epochs_move_only_their_metrics(config, prepared):

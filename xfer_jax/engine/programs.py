@@ -76,8 +76,14 @@ def _runner(key: str, settings: Settings, objective) -> Runner:
   param_labels = None if labels is None else traverse_util.unflatten_dict(dict(labels), sep="/")
   tx = make_optimizer(optim_config, param_labels, lr_scale)
   step = Step(model, tx, optim_config["l2"], (window, 3), objective)
+  # the programs that do not train (init, evaluation, the epoch's order) are the same
+  # for every optimiser and every frozen_bn, which only a training pass reads (a
+  # frozen batch norm normalises by its running statistics, as every one does
+  # outside training): a grid's frozen partitions share them
+  model_key = _json([model_config, num_classes, outputs, rate_hz, window])
   return Runner(step, batch_size=batch_size, settings=settings,
-                identity=repr((key, settings, objective)))
+                identity=repr((key, settings, objective)),
+                model_identity=repr((model_key, batch_size, settings, objective)))
 
 
 def clear_cache() -> None:

@@ -229,6 +229,9 @@ class Program:
   args: tuple[Arg, ...]
   outs: tuple[Arg, ...] | Arg
   run_once: bool = False  # compiled without LLVM optimisation on CPU (see compile)
+  # trains: reads the optimiser or a training pass (else the same for every optimiser
+  # and frozen batch norm: Runner.model_identity)
+  trains: bool = False
 
   def compile(self, mesh, cpu: bool):
     """jit(shard_map(vmap(fn))) for a mesh (None: one device, no shard_map)."""
@@ -274,12 +277,17 @@ class Runner:
   live on the device (checked under jax.transfer_guard in the tests)."""
 
   def __init__(self, step: Step, *, batch_size: int, settings: Settings,
-               identity: str | None = None):
+               identity: str | None = None, model_identity: str | None = None):
     """identity: a description of everything that built `step` (programs.py's runner
     key); given, on one device, the programs' executables are stored on disk and a
-    fresh process loads them instead of tracing (executables.py)."""
+    fresh process loads them instead of tracing (executables.py). model_identity:
+    the same without the optimiser and the frozen batch norms, for the programs that
+    do not train, so that runners that differ only there (a grid's frozen
+    partitions) load them rather than trace them."""
     self.step, self.batch_size, self.settings = step, batch_size, settings
-    self.identity = identity if len(settings.devices) == 1 else None
+    one_device = len(settings.devices) == 1
+    self.identity = identity if one_device else None
+    self.model_identity = model_identity if one_device else None
     if batch_size % settings.batch_devices:
       raise ValueError(f"batch_size={batch_size} does not split over "
                        f"batch_devices={settings.batch_devices}: expected a multiple of it")
@@ -288,7 +296,7 @@ class Runner:
         # init holds the model only (no optimiser), so runners that differ only in
         # what they freeze share its compilation through the persistent cache
         "init_variables": Program(step.init_variables, (SEEDED,), (SEEDED, SEEDED), True),
-        "init_opt_state": Program(step.tx.init, (SEEDED,), SEEDED, True),
+        "init_opt_state": Program(step.tx.init, (SEEDED,), SEEDED, True, trains=True),
         "epoch_start": Program(self._epoch_start, (SEEDED, SHARED, SEEDED),
                                (SEEDED, SEEDED, SHARED), True),
         # the batch's rows are cut from the epoch's order in a program of their own,
@@ -296,9 +304,10 @@ class Runner:
         "cut_batch": Program(lambda rows_KxB, i: rows_KxB[i], (SEEDED, SHARED), SEEDED),
         "host_step": Program(self._host_step, (SEEDED_DONATED, SHARED, SHARED, SEEDED,
                                                SHARED_DONATED, SHARED, SEEDED, SEEDED_DONATED),
-                             (SEEDED, SEEDED, SHARED)),
+                             (SEEDED, SEEDED, SHARED), trains=True),
         "device_epoch": Program(self._device_epoch, (SEEDED_DONATED, SHARED, SHARED, SEEDED,
-                                                     SHARED, SEEDED), (SEEDED, SEEDED)),
+                                                     SHARED, SEEDED), (SEEDED, SEEDED),
+                                trains=True),
         # one program for any evaluation set: fixed-size chunks driven from the host
         "eval_chunk": Program(lambda p, s, *batch: step.eval_step(p, s, batch),
                               (SEEDED, SEEDED, SHARED, SHARED, SHARED), (SEEDED,) * 3),
@@ -320,9 +329,10 @@ class Runner:
       if mesh is not None:
         logging.info("%s: seeds over %d device(s), each seed's batch over %d", name,
                      mesh.shape[devices.SEED], mesh.shape[devices.BATCH])
-      compiled = self.programs[name].compile(mesh, self._cpu)
+      program = self.programs[name]
+      compiled = program.compile(mesh, self._cpu)
       self._compiled[name, mesh] = compiled if mesh is not None else executables.stored(
-          compiled, name, self.identity)
+          compiled, name, self.identity if program.trains else self.model_identity)
     return self._compiled[name, mesh]
 
   # -- single-seed epoch pieces (vmapped by their Program) ------------------------------
