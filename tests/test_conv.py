@@ -76,3 +76,12 @@ def test_an_unknown_conv_is_named(smoke_config):
   config.runtime.conv = "fft"
   with pytest.raises(ValueError, match=r"config.runtime.conv='fft': expected one of \('xla', "):
     programs.build_runner(config, num_classes=4)
+
+
+def test_an_llvm_level_outside_0_to_3_is_named(smoke_config):
+  """config.runtime.cpu_llvm_level (the hot programs' LLVM level on CPU; the study
+  that needs level 3 is guarded by tests/test_study.py's recomputed record)."""
+  config = smoke_config.copy_and_resolve_references()
+  config.runtime.cpu_llvm_level = 4
+  with pytest.raises(ValueError, match=r"config.runtime.cpu_llvm_level=4: expected 0, 1, 2 or 3"):
+    programs.build_runner(config, num_classes=4)

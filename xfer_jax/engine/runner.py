@@ -160,7 +160,8 @@ CONVS = ("xla", "unfold")
 @dataclasses.dataclass(frozen=True)
 class Settings:
   """config.runtime with every "auto" resolved for this process's devices. Changes
-  how a run executes, never its numbers (the equivalence tests hold each to that)."""
+  how a run executes, never what it computes (the equivalence tests hold each to
+  that); conv and cpu_llvm_level can change how it rounds."""
 
   epoch_loop: str  # "host" or "device"
   seed_chunk: int  # seeds per vmapped call; 0 = all
@@ -171,6 +172,7 @@ class Settings:
   checkpoint_every_s: float  # seconds of training a kill may lose; 0 = no time bound
   conv: str = "xla"  # how the model's convolutions run (models/multiresnet.py)
   tensorboard: bool = True  # training curves beside metrics.jsonl (engine/tensorboard.py)
+  cpu_llvm_level: int = 1  # LLVM's level for the hot programs on CPU (_options)
 
   @classmethod
   def resolve(cls, runtime: Mapping, device_list=None) -> Settings:
@@ -203,9 +205,12 @@ class Settings:
     conv = runtime.get("conv", "xla")
     if conv not in CONVS:
       raise ValueError(f"config.runtime.conv={conv!r}: expected one of {CONVS}")
+    level = runtime.get("cpu_llvm_level", 1)
+    if level not in (0, 1, 2, 3):
+      raise ValueError(f"config.runtime.cpu_llvm_level={level!r}: expected 0, 1, 2 or 3")
     return cls(loop, chunk, chosen, batch_devices, runtime["eval_batch_size"],
                runtime["checkpoint_every"], float(runtime["checkpoint_every_s"]), conv,
-               bool(runtime.get("tensorboard", True)))
+               bool(runtime.get("tensorboard", True)), level)
 
 
 # -- programs: a single-seed function and the role of each argument, declared once -------
@@ -233,7 +238,7 @@ class Program:
   # and frozen batch norm: Runner.model_identity)
   trains: bool = False
 
-  def compile(self, mesh, cpu: bool):
+  def compile(self, mesh, cpu: bool, level: int = 1):
     """jit(shard_map(vmap(fn))) for a mesh (None: one device, no shard_map)."""
     each = lambda f, args: f(args) if isinstance(args, Arg) else tuple(map(f, args))
     axis = lambda a: 0 if a.seeded else None
@@ -247,17 +252,18 @@ class Program:
                          out_specs=each(spec, self.outs), axis_names={devices.SEED},
                          check_vma=False)
     donate = tuple(i for i, a in enumerate(self.args) if a.donated)
-    return jax.jit(fn, donate_argnums=donate, compiler_options=_options(cpu, self.run_once))
+    return jax.jit(fn, donate_argnums=donate, compiler_options=_options(cpu, self.run_once, level))
 
 
-def _options(cpu: bool, run_once: bool):
+def _options(cpu: bool, run_once: bool, level: int = 1):
   """XLA:CPU spends most of a compile in LLVM (docs/performance.md#compile-time):
   programs run once per run or per epoch compile without its optimisation, cheap to
-  run either way; the hot ones (batch step, evaluation) at its first level, which
-  runs them as fast as the default third and compiles in less time."""
+  run either way; the hot ones (batch step, evaluation) at `level`
+  (config.runtime.cpu_llvm_level): the first runs them as fast as the default third
+  and compiles in less time."""
   if not cpu:
     return None
-  return {"xla_backend_optimization_level": 0 if run_once else 1}
+  return {"xla_backend_optimization_level": 0 if run_once else level}
 
 
 def _batch(x_NxWx3, y_N, rows_B, i, n_valid):
@@ -330,7 +336,7 @@ class Runner:
         logging.info("%s: seeds over %d device(s), each seed's batch over %d", name,
                      mesh.shape[devices.SEED], mesh.shape[devices.BATCH])
       program = self.programs[name]
-      compiled = program.compile(mesh, self._cpu)
+      compiled = program.compile(mesh, self._cpu, self.settings.cpu_llvm_level)
       self._compiled[name, mesh] = compiled if mesh is not None else executables.stored(
           compiled, name, self.identity if program.trains else self.model_identity)
     return self._compiled[name, mesh]
