@@ -1,5 +1,7 @@
 """The Multi-ResNet: pinned shape and size, spectrogram, masked batch norm."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,10 +103,8 @@ def test_bn_momentum_reaches_every_batch_norm():
   for momentum in (0.99, 0.9):
     config.bn_momentum = momentum
     model = build_model(config, num_classes=5, rate_hz=25.0)
-    variables = model.init(jax.random.key(0), x)
-    _, updates = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
-                             mutable=["batch_stats"])
-    moved[momentum] = traverse_util.flatten_dict(updates["batch_stats"], sep="/")
+    _, stats = jax.jit(functools.partial(_train_mode, model))(_init(model, x), x)
+    moved[momentum] = traverse_util.flatten_dict(stats, sep="/")
   means = [p for p in moved[0.9] if p.endswith("/mean")]
   assert len(means) == 3 * (2 * 2 + 2 + 1)  # per tower: 2 blocks x (2 layers + shortcut), spectral
   for path in means:

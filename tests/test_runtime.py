@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO
 from xfer_jax.engine.runtime import reuse_freed_host_memory
 
-# Runs a program whose 128 MiB temporary buffer XLA:CPU mallocs and frees on every
+# Runs a program whose 64 MiB temporary buffer XLA:CPU mallocs and frees on every
 # call, and prints the minor page faults of each call.
 _PROBE = """
 import json, resource, sys
@@ -21,15 +21,15 @@ applied = sys.argv[1] == "reuse" and runtime.reuse_freed_host_memory()
 import jax, jax.numpy as jnp
 
 @jax.jit
-def f(x):  # the running sums are a temporary that XLA cannot fuse away
-  return jnp.cumsum(jnp.sin(x), axis=0)[::512].sum()
+def f(x, w):  # the product's operand is a temporary that XLA cannot fuse away
+  return ((x + 1) @ w).sum()
 
-x = jnp.ones((4096, 4096))
-temp = f.lower(x).compile().memory_analysis().temp_size_in_bytes
+x, w = jnp.ones((4096, 4096)), jnp.ones(4096)
+temp = f.lower(x, w).compile().memory_analysis().temp_size_in_bytes
 faults = []
-for _ in range(24):
+for _ in range(16):
   before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-  f(x).block_until_ready()
+  f(x, w).block_until_ready()
   faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 print(json.dumps({"applied": applied, "temp_pages": temp / resource.getpagesize(),
                   "faults": faults}))

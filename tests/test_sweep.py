@@ -347,6 +347,7 @@ def test_a_run_limited_to_some_sources_leaves_the_rest_for_the_next(smoke_config
   config = smoke_config.copy_and_resolve_references()
   config.sweep.pairs = ("syn_smoke_a->syn_smoke_b", "syn_smoke_c->syn_smoke_b")
   config.sweep.sizes, config.sweep.blocks = (20,), (1,)
+  config.train.max_epochs = 2  # syn_smoke_c's source and every cell: what is run, not how well
   workdir = tmp_path / "grid"
   shutil.copytree(pretrained, workdir / "sources" / "syn_smoke_a")
   first = sweep.run(config, workdir, progress=False, sources=["syn_smoke_a"])
