@@ -1,6 +1,9 @@
 """Shared fixtures: the real data of ../shared/data (skipped where absent)."""
 
+import fcntl
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,21 +59,38 @@ def smoke_config(tmp_path_factory):
   return config
 
 
+def made_once(tmp_path_factory, name: str, make) -> Path:
+  """The folder `name`, made by make(folder) once per test session and read by
+  every test after (each copies what it changes). Under pytest-xdist every worker
+  shares it: the first to ask makes it, holding a lock the others wait on, so the
+  suite trains it once rather than once per worker."""
+  base = tmp_path_factory.getbasetemp()
+  root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+  folder, made = root / name, root / f"{name}.made"
+  with open(root / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not made.exists():
+      shutil.rmtree(folder, ignore_errors=True)  # a worker that died making it
+      make(folder)
+      made.touch()
+  return folder
+
+
 @pytest.fixture(scope="session")
 def pretrained(smoke_config, tmp_path_factory):
   """A smoke source model (2 seeds), trained once per test session."""
   from xfer_jax import experiment
-  workdir = tmp_path_factory.mktemp("source")
-  experiment.pretrain(smoke_config, workdir, progress=False)
-  return workdir
+  return made_once(tmp_path_factory, "source",
+                   lambda workdir: experiment.pretrain(smoke_config, workdir, progress=False))
 
 
 @pytest.fixture(scope="session")
 def adapted(smoke_config, pretrained, tmp_path_factory):
-  """The smoke target adapted from `pretrained` with 1 block transferred and frozen."""
+  """The smoke target adapted from `pretrained` with 1 block transferred and frozen:
+  (config, workdir, its result.json)."""
   from xfer_jax import experiment
   config = smoke_config.copy_and_resolve_references()
   config.transfer.blocks = 1
-  workdir = tmp_path_factory.mktemp("adapted")
-  summary = experiment.adapt(config, workdir, pretrained, progress=False)
-  return config, workdir, summary
+  workdir = made_once(tmp_path_factory, "adapted",
+                      lambda workdir: experiment.adapt(config, workdir, pretrained, progress=False))
+  return config, workdir, json.loads((workdir / "result.json").read_text())
